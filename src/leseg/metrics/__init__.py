@@ -1,0 +1,1 @@
+"""leseg.metrics."""
