@@ -1,0 +1,34 @@
+"""OmegaConf resolvers used in ``conf/`` (registered by the entry points before composing).
+
+- ``${leseg.ckpt_info:<ckpt_path>,<key>}`` — a run identifier (``experiment``, ``data``, ``split``,
+  ``seed``) read from the training config stored in a checkpoint; eval.py names its run directory
+  after the run it evaluates. Missing keys give ``unknown``.
+"""
+
+from __future__ import annotations
+
+import functools
+
+from omegaconf import OmegaConf
+
+
+@functools.lru_cache(maxsize=8)
+def _ckpt_info(path: str) -> dict:
+    from leseg.tasks.common import load_checkpoint, run_info
+
+    try:
+        return run_info(load_checkpoint(path)["hyper_parameters"]["config"])
+    except (FileNotFoundError, ValueError):
+        return {}  # the task itself reports the bad checkpoint with a clear error
+
+
+def ckpt_info(path: str, key: str) -> str:
+    """Return ``run_info(<training config of path>)[key]`` as a string, or ``unknown``."""
+    value = _ckpt_info(str(path)).get(key)
+    return "unknown" if value is None else str(value)
+
+
+def register_resolvers() -> None:
+    """Register leseg's resolvers (idempotent)."""
+    if not OmegaConf.has_resolver("leseg.ckpt_info"):
+        OmegaConf.register_new_resolver("leseg.ckpt_info", ckpt_info, use_cache=False)
