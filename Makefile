@@ -17,8 +17,9 @@ $(VENV)/.installed: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade uv
 	@# torch and its matching torchvision come from the package registry (constraints.txt pins the
-	@# pair); uv is fast, pip is the fallback.
-	$(VENV)/bin/uv pip install --python $(PY) -c constraints.txt -e '.[dev]' \
+	@# pair); uv is fast, pip is the fallback. Bytecode is compiled once here: imports stay fast
+	@# even where PYTHONDONTWRITEBYTECODE is set.
+	$(VENV)/bin/uv pip install --compile-bytecode --python $(PY) -c constraints.txt -e '.[dev]' \
 	  || $(PY) -m pip install -c constraints.txt -e '.[dev]'
 	touch $@
 

@@ -1,0 +1,70 @@
+"""Exponential moving average of weights: the EMA teacher / momentum encoder.
+
+θ_teacher ← α_k · θ_teacher + (1 − α_k) · θ_student after each optimiser step k (k = 1, 2, ...).
+
+- Mean teacher with warm-up average (Tarvainen & Valpola 2017; U2PL/S4MC, Hoyer et al. 2021):
+  α_k = min(1 − 1/(k + 1), α), α = 0.99 — early on the teacher is the true running average.
+- BYOL (Grill et al. 2020, §3.2): τ_k = 1 − (1 − τ_base)·(cos(πk/K) + 1)/2, from τ_base to 1.
+
+Only parameters are averaged by default; buffers (BatchNorm running statistics) are copied from the
+student when ``copy_buffers`` is true, otherwise the teacher keeps its own (METHODS.md §1).
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+
+def warmup_average_alpha(step: int, alpha: float = 0.99) -> float:
+    """α_k = min(1 − 1/(k + 1), α) for optimiser step k ≥ 1 (k = 1 gives 0.5: mostly the student)."""
+    if step < 0:
+        raise ValueError(f"step must be >= 0, got {step}")
+    return min(1.0 - 1.0 / (step + 1), alpha)
+
+
+def cosine_tau(step: int, total_steps: int, tau_base: float = 0.996) -> float:
+    """BYOL's τ_k = 1 − (1 − τ_base)(cos(πk/K) + 1)/2: τ_base at k = 0, 1 at k = K (clamped after)."""
+    if total_steps <= 0:
+        raise ValueError(f"total_steps must be positive, got {total_steps}")
+    k = min(max(step, 0), total_steps)
+    return 1.0 - (1.0 - tau_base) * (math.cos(math.pi * k / total_steps) + 1.0) / 2.0
+
+
+@torch.no_grad()
+def ema_update(teacher: nn.Module, student: nn.Module, alpha: float,
+               copy_buffers: bool = False) -> None:
+    """In place: teacher ← α·teacher + (1 − α)·student for every parameter (and buffers if asked).
+
+    Args:
+        teacher: the averaged model; same architecture (same parameter names and shapes) as student.
+        student: the model being optimised.
+        alpha: decay in [0, 1]; 0 copies the student, 1 freezes the teacher.
+        copy_buffers: copy the student's floating and integer buffers (e.g. BN running stats).
+
+    Raises:
+        ValueError: alpha outside [0, 1], or the two models' parameter names differ.
+    """
+    if not 0.0 <= alpha <= 1.0:
+        raise ValueError(f"EMA alpha must be in [0, 1], got {alpha}")
+    t_params = dict(teacher.named_parameters())
+    s_params = dict(student.named_parameters())
+    if t_params.keys() != s_params.keys():
+        missing = sorted(set(s_params) ^ set(t_params))[:5]
+        raise ValueError(f"EMA teacher and student differ in parameters, e.g. {missing}")
+    t_list = [t_params[k] for k in s_params]
+    s_list = [s_params[k].detach() for k in s_params]
+    torch._foreach_mul_(t_list, alpha)
+    torch._foreach_add_(t_list, s_list, alpha=1.0 - alpha)
+    if copy_buffers:
+        t_bufs = dict(teacher.named_buffers())
+        for name, buf in student.named_buffers():
+            t_bufs[name].copy_(buf)
+
+
+@torch.no_grad()
+def copy_weights(teacher: nn.Module, student: nn.Module) -> None:
+    """Reset the teacher to the student (parameters and buffers), e.g. at the end of a warm-up."""
+    teacher.load_state_dict(student.state_dict())
