@@ -14,7 +14,6 @@ Results are machine-specific; the device is recorded with them.
 from __future__ import annotations
 
 import argparse
-import json
 import platform
 import tempfile
 import time

@@ -10,8 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from conftest import REPO, _tiny_overrides
 from leseg.aggregate import main as aggregate_main
+
+from conftest import REPO, _tiny_overrides
 
 
 @pytest.mark.slow

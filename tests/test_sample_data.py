@@ -7,9 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from conftest import compose_cfg, sample_data
 from leseg.tasks.eval import evaluate
 from leseg.tasks.train import train
+
+from conftest import compose_cfg, sample_data
 
 COMMON = [
     "model=deeplabv3plus_r18", "trainer=cpu", "logger=none", "callbacks=default",

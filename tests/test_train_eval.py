@@ -9,10 +9,11 @@ import pytest
 import torch
 from omegaconf import open_dict
 
-from conftest import compose_cfg
 from leseg.tasks.common import check_launch, load_checkpoint
 from leseg.tasks.eval import evaluate
 from leseg.tasks.train import train
+
+from conftest import compose_cfg
 
 
 @pytest.mark.parametrize("data", ["synthetic_city", "synthetic_voc"])
@@ -71,7 +72,7 @@ def test_eval_refuses_a_missing_or_foreign_checkpoint(tmp_path: Path) -> None:
 
 
 def test_multirun_with_ddp_is_refused(make_train_cfg, monkeypatch) -> None:
-    cfg = make_train_cfg(overrides=("trainer.devices=2", "+trainer.strategy=ddp"))
+    cfg = make_train_cfg(overrides=("trainer.devices=2", "trainer.strategy=ddp"))
     monkeypatch.setattr("leseg.tasks.common.is_multirun", lambda: True)
     with pytest.raises(ValueError, match="multirun"):
         check_launch(cfg)
