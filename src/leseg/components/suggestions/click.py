@@ -1,0 +1,176 @@
+"""Click suggestions, RITM style (Sofiiuk et al., "Reviving Iterative Training with Mask Guidance
+for Interactive Segmentation", 2021; ANCHORS.md "Interactive baselines").
+
+Clicks are encoded as binary disks of radius 5 px (RITM's HRNet models, ``use_disks=True``) or as
+RITM distance maps ``tanh(2·d / radius)`` (``DistMaps`` without disks), one channel for positive
+and, optionally, one for negative clicks. The first positive click goes to the interior point
+farthest from the mask boundary (as RITM's evaluation clicker does); further positive clicks are
+uniform over the mask, negative clicks uniform over the background near it.
+
+``reference_quirks=True`` reproduces S5's weak click baseline instead (METHODS.md §2(d) item 3):
+a single uniformly random positive pixel set to 1.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+
+from leseg.components.suggestions.base import (
+    SuggestionGenerator,
+    check_mask,
+    generator_device,
+    register_suggestion,
+)
+from leseg.components.suggestions.distance import farthest_interior_point
+from leseg.components.suggestions.flood import box_dilate
+
+__all__ = ["CLICK_ENCODINGS", "ClickSuggestion", "encode_clicks", "random_pixels"]
+
+CLICK_ENCODINGS = ("disk", "distance")
+
+
+def random_pixels(eligible: torch.Tensor, count: int, generator: torch.Generator | None
+                  ) -> list[tuple[int, int]]:
+    """Up to ``count`` distinct pixels drawn uniformly from the True pixels of ``eligible``.
+
+    Uniform keys for the eligible pixels (drawn on the generator's device), top-k of them.
+
+    Args:
+        eligible: (H, W) bool. count: number of pixels wanted (>= 0).
+
+    Returns:
+        list of (y, x), length min(count, number of eligible pixels), in draw order.
+    """
+    w = eligible.shape[1]
+    candidates = torch.nonzero(eligible.reshape(-1)).view(-1)
+    if count <= 0 or len(candidates) == 0:
+        return []
+    keys = torch.rand(len(candidates), generator=generator, device=generator_device(generator))
+    chosen = candidates[keys.topk(min(count, len(candidates))).indices.to(candidates.device)]
+    return [(i // w, i % w) for i in chosen.tolist()]
+
+
+def encode_clicks(points: Sequence[tuple[int, int]], shape: tuple[int, int], radius: float = 5.0,
+                  encoding: str = "disk", device: torch.device | str | None = None) -> torch.Tensor:
+    """Encode clicks of one polarity as an (H, W) float32 map.
+
+    Args:
+        points: (y, x) pixel coordinates (rows, columns), any number.
+        shape: (H, W).
+        radius: disk radius in pixels (``disk``), or RITM's ``norm_radius`` (``distance``).
+        encoding: ``"disk"`` → 1 where the Euclidean distance to the nearest click is <= radius,
+            else 0; ``"distance"`` → tanh(2·d / radius) in [0, 1): 0 at a click, towards 1 far
+            away, all ones without clicks (RITM ``DistMaps``).
+        device: output device.
+
+    Raises:
+        ValueError: unknown encoding, radius <= 0 or a point outside the image.
+    """
+    if encoding not in CLICK_ENCODINGS:
+        raise ValueError(f"click encoding must be one of {CLICK_ENCODINGS}, got {encoding!r}")
+    if radius <= 0:
+        raise ValueError(f"click radius must be > 0 pixels, got {radius}")
+    h, w = shape
+    yy = torch.arange(h, device=device, dtype=torch.float32)[:, None]
+    xx = torch.arange(w, device=device, dtype=torch.float32)[None, :]
+    nearest = torch.full((h, w), float("inf"), device=device)
+    for y, x in points:
+        if not (0 <= y < h and 0 <= x < w):
+            raise ValueError(f"click ({y}, {x}) lies outside the {h}x{w} image")
+        nearest = torch.minimum(nearest, (yy - y) ** 2 + (xx - x) ** 2)
+    if encoding == "disk":
+        return (nearest <= radius ** 2).float()
+    return torch.tanh(2.0 * nearest.sqrt() / radius)
+
+
+@register_suggestion("click")
+class ClickSuggestion(SuggestionGenerator):
+    """Positive (and optional negative) clicks encoded as disks or distance maps.
+
+    Channels: k = 1 (positive) or 2 (positive, negative) when ``num_negative > 0``; values as in
+    :func:`encode_clicks` (disks {0, 1}, distance maps [0, 1)).
+
+    Args:
+        num_positive: positive clicks (>= 1). The first one is at the interior point farthest
+            from the mask boundary (``first_click="center"``, deterministic, image border counts
+            as boundary) or uniform over the mask (``"random"``); the rest are uniform over the
+            mask's other pixels.
+        num_negative: negative clicks (>= 0), uniform over background pixels within
+            ``negative_band`` px (Chebyshev distance) of the mask, or anywhere in the background
+            when ``negative_band`` is None. Fewer are placed if fewer such pixels exist.
+        radius: disk radius / distance-map norm radius in pixels (RITM: 5).
+        encoding: ``"disk"`` or ``"distance"``.
+        reference_quirks: S5's click baseline: one random positive pixel, 1 channel, no disk
+            (requires ``num_positive=1, num_negative=0``).
+
+    Raises:
+        ValueError: bad counts, encoding, radius, first_click or band; at call time, an empty
+            mask.
+    """
+
+    def __init__(self, num_positive: int = 1, num_negative: int = 0, radius: float = 5.0,
+                 encoding: str = "disk", first_click: str = "center",
+                 negative_band: int | None = 40, reference_quirks: bool = False) -> None:
+        if num_positive < 1 or num_negative < 0:
+            raise ValueError(f"ClickSuggestion: need num_positive >= 1 and num_negative >= 0, "
+                             f"got {num_positive}, {num_negative}")
+        if encoding not in CLICK_ENCODINGS:
+            raise ValueError(f"ClickSuggestion: encoding must be one of {CLICK_ENCODINGS}, got "
+                             f"{encoding!r}")
+        if radius <= 0:
+            raise ValueError(f"ClickSuggestion: radius must be > 0 pixels, got {radius}")
+        if first_click not in ("center", "random"):
+            raise ValueError(f"ClickSuggestion: first_click must be 'center' or 'random', got "
+                             f"{first_click!r}")
+        if negative_band is not None and negative_band < 1:
+            raise ValueError(f"ClickSuggestion: negative_band must be >= 1 px or None, got "
+                             f"{negative_band}")
+        if reference_quirks and (num_positive != 1 or num_negative != 0):
+            raise ValueError("ClickSuggestion: reference_quirks (S5's single-pixel click) needs "
+                             "num_positive=1 and num_negative=0")
+        self.num_positive, self.num_negative = int(num_positive), int(num_negative)
+        self.radius, self.encoding, self.first_click = float(radius), encoding, first_click
+        self.negative_band, self.reference_quirks = negative_band, bool(reference_quirks)
+        self.num_channels = 2 if num_negative > 0 else 1
+
+    def sample_clicks(self, mask: torch.Tensor, generator: torch.Generator | None
+                      ) -> tuple[list[tuple[int, int]], list[tuple[int, int]]]:
+        """Click positions: (positive (y, x) list, negative (y, x) list)."""
+        check_mask(mask, "ClickSuggestion", need_positive=True)
+        positive: list[tuple[int, int]] = []
+        if self.first_click == "center" and not self.reference_quirks:
+            y, x, _ = farthest_interior_point(mask)
+            positive.append((y, x))
+        remaining = mask.clone()
+        for y, x in positive:
+            remaining[y, x] = False
+        positive += random_pixels(remaining, self.num_positive - len(positive), generator)
+        negative: list[tuple[int, int]] = []
+        if self.num_negative:
+            background = ~mask
+            if self.negative_band is not None:
+                background &= box_dilate(mask, self.negative_band, self.negative_band)
+            negative = random_pixels(background, self.num_negative, generator)
+        return positive, negative
+
+    def generate(self, mask: torch.Tensor, generator: torch.Generator | None,
+                 training: bool) -> torch.Tensor:
+        positive, negative = self.sample_clicks(mask, generator)
+        if self.reference_quirks:
+            out = torch.zeros(1, *mask.shape, device=mask.device)
+            out[0, positive[0][0], positive[0][1]] = 1.0
+            return out
+        maps = [encode_clicks(positive, tuple(mask.shape), self.radius, self.encoding,
+                              mask.device)]
+        if self.num_negative:
+            maps.append(encode_clicks(negative, tuple(mask.shape), self.radius, self.encoding,
+                                      mask.device))
+        return torch.stack(maps)
+
+    def __repr__(self) -> str:
+        return (f"ClickSuggestion(num_positive={self.num_positive}, "
+                f"num_negative={self.num_negative}, radius={self.radius}, "
+                f"encoding={self.encoding!r}, first_click={self.first_click!r}, "
+                f"negative_band={self.negative_band}, reference_quirks={self.reference_quirks})")
