@@ -79,3 +79,19 @@ def test_multirun_with_ddp_is_refused(make_train_cfg, monkeypatch) -> None:
     with open_dict(cfg):
         cfg.trainer.devices = 1
     check_launch(cfg)  # single-device sweep jobs are fine
+
+
+@pytest.mark.slow
+def test_wandb_offline_run_logs_mask_overlays_and_is_closed(make_train_cfg, monkeypatch) -> None:
+    import wandb
+
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    cfg = make_train_cfg(overrides=("logger=wandb", "trainer.max_epochs=1", "test=false",
+                                    "callbacks.image_logger.num_images=2"))
+    train(cfg)
+    assert wandb.run is None  # the task wrapper finished the run: the next multirun job starts fresh
+    runs = list((Path(cfg.paths.output_dir) / "wandb").glob("offline-run-*"))
+    assert len(runs) == 1
+    media = list(runs[0].rglob("media/images/**/*.png"))
+    assert media, "validation images with masks were not logged"
+    assert cfg.logger.wandb.group == "synthetic_city-full-supervised"  # seeds share a group

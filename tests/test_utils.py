@@ -58,3 +58,13 @@ def test_aggregate_errors_name_the_problem(tmp_path: Path) -> None:
     (tmp_path / "x" / "metrics.json").write_text("{broken")
     with pytest.raises(ValueError, match=r"x/metrics.json is not valid JSON"):
         load_runs(tmp_path)
+
+
+def test_majority_class_miou_from_confusion_matrix() -> None:
+    import numpy as np
+
+    from leseg.tasks.eval import majority_class_miou
+
+    # GT pixels: class 0 = 6, class 1 = 3, class 2 = 1, class 3 absent -> IoU_0 = 6/10, mean over 3
+    cm = np.array([[4, 2, 0, 0], [1, 2, 0, 0], [0, 0, 1, 0], [0, 0, 0, 0]])
+    assert majority_class_miou(cm) == pytest.approx(0.6 / 3)

@@ -85,6 +85,18 @@ def plot_confusion_matrix(confmat: np.ndarray, class_names: list[str], path: str
     plt.close(fig)
 
 
+def majority_class_miou(confmat: np.ndarray) -> float:
+    """mIoU of always predicting the most frequent ground-truth class, from a (K, K) confusion matrix.
+
+    That class gets IoU = its pixel share; every other class present in the ground truth gets 0;
+    absent classes are excluded (mmsegmentation's definition). A floor any trained model must beat.
+    """
+    gt = confmat.sum(axis=1).astype(np.float64)
+    if gt.sum() == 0:
+        return float("nan")
+    return float(gt.max() / gt.sum() / np.count_nonzero(gt))
+
+
 def _plain_results(result: dict[str, Any]) -> dict[str, Any]:
     out = {}
     for key, value in result.items():
@@ -131,6 +143,7 @@ def evaluate(cfg: DictConfig) -> tuple[dict[str, Any], dict[str, Any]]:
     if trainer.is_global_zero:
         names = list(model.class_names)
         confmat = np.asarray(results["single_scale"].pop("confusion_matrix"))
+        info["majority_class_mIoU"] = majority_class_miou(confmat)
         results.get("ms_flip", {}).pop("confusion_matrix", None)
         csv_text, md_text = per_class_table(names, results)
         atomic_write_text(out_dir / "per_class_iou.csv", csv_text)

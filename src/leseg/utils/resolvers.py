@@ -3,6 +3,8 @@
 - ``${leseg.ckpt_info:<ckpt_path>,<key>}`` — a run identifier (``experiment``, ``data``, ``split``,
   ``seed``) read from the training config stored in a checkpoint; eval.py names its run directory
   after the run it evaluates. Missing keys give ``unknown``.
+- ``${leseg.slug:<text>}`` — ``_`` replaced by ``-``, so a dataset name such as ``synthetic_city``
+  fits mmsegmentation's experiment naming, where ``_`` separates fields.
 """
 
 from __future__ import annotations
@@ -28,7 +30,14 @@ def ckpt_info(path: str, key: str) -> str:
     return "unknown" if value is None else str(value)
 
 
+def slug(text: str) -> str:
+    """``synthetic_city`` → ``synthetic-city``."""
+    return str(text).replace("_", "-")
+
+
 def register_resolvers() -> None:
     """Register leseg's resolvers (idempotent)."""
     if not OmegaConf.has_resolver("leseg.ckpt_info"):
         OmegaConf.register_new_resolver("leseg.ckpt_info", ckpt_info, use_cache=False)
+    if not OmegaConf.has_resolver("leseg.slug"):
+        OmegaConf.register_new_resolver("leseg.slug", slug)
