@@ -12,6 +12,8 @@ feature maps, finest level first, with their widths in ``.channels`` and their o
 - Extra input channels (S5: RGB + k suggestion channels, METHODS.md §2(b)) keep the file's RGB
   filters of the first convolution and get Xavier-uniform filters for the k new channels
   (:func:`adapt_input_conv`).
+- ``norm="ws_gn"`` swaps every convolution for a weight-standardised one and every BatchNorm for
+  GroupNorm(32) (Qiao et al. 2019; :mod:`leseg.models.ws_gn`), keeping the parameter names.
 
 Default feature levels (``out_indices=None``): every timm level at stride ≥ 4, so for the ResNet
 family index 0 is layer1 (stride 4, the DeepLabV3+ low-level feature) and index -1 is layer4. HRNet
@@ -29,6 +31,8 @@ from typing import Any
 import timm
 import torch
 from torch import nn
+
+from leseg.models.ws_gn import convert_to_ws_gn
 
 __all__ = ["Backbone", "adapt_input_conv", "build_backbone", "load_backbone_weights"]
 
@@ -48,6 +52,7 @@ _CLASSIFIER_PREFIXES = ("fc.", "head.", "classifier.", "last_linear.")
 # timm keyword arguments that only exist for features_only models.
 _FEATURE_ONLY_KWARGS = ("feature_location", "feature_cls", "feature_cfg", "flatten_sequential")
 _MAX_LISTED_KEYS = 8
+NORMS = ("bn", "ws_gn")
 
 
 def allowed_output_strides(name: str) -> tuple[int, ...]:
@@ -128,6 +133,7 @@ def build_backbone(
     weights: str | None = None,
     out_indices: Sequence[int] | None = None,
     strict: bool = True,
+    norm: str = "bn",
     **timm_kwargs: Any,
 ) -> Backbone:
     """Build a timm feature backbone, optionally with weights from a local file.
@@ -141,6 +147,10 @@ def build_backbone(
         out_indices: timm feature levels to return; None = the default described in the module
             docstring (levels at stride ≥ 4; all five levels for HRNet).
         strict: raise when the file's keys do not match the model (else warn and load what matches).
+        norm: ``"bn"`` (timm's BatchNorm network) or ``"ws_gn"`` (weight-standardised convs +
+            GroupNorm(32), see :func:`leseg.models.ws_gn.convert_to_ws_gn`). A BatchNorm weights
+            file loads into a ``ws_gn`` backbone without its running statistics; a ``ws_gn`` file
+            lacks them for a ``bn`` backbone (missing keys).
         **timm_kwargs: passed on to ``timm.create_model`` (e.g. ``feature_location=""`` for the
             native HRNet branches).
 
@@ -149,8 +159,8 @@ def build_backbone(
 
     Raises:
         ValueError: unknown timm model name; output stride not allowed for the model (the message
-            names the model and the allowed values); bad weights file content (see
-            :func:`load_backbone_weights`).
+            names the model and the allowed values); unknown ``norm``; bad weights file content
+            (see :func:`load_backbone_weights`).
         FileNotFoundError: ``weights`` names a file that does not exist.
     """
     if not timm.is_model(name):
@@ -162,6 +172,8 @@ def build_backbone(
                          f"{name}; allowed values: {list(allowed)}")
     if in_chans < 1:
         raise ValueError(f"model.backbone.in_chans must be ≥ 1, got {in_chans}")
+    if norm not in NORMS:
+        raise ValueError(f"model.backbone.norm={norm!r} is not one of {list(NORMS)}")
     kwargs = dict(timm_kwargs)
     if out_indices is not None:
         kwargs["out_indices"] = tuple(int(i) for i in out_indices)
@@ -181,6 +193,8 @@ def build_backbone(
         levels = list(range(len(reductions)))
     else:
         levels = [i for i, r in enumerate(reductions) if r >= 4]
+    if norm == "ws_gn":
+        convert_to_ws_gn(body)
     divisor = output_stride if name.lower().startswith(_DIVISIBLE_INPUT_PREFIXES) else 1
     backbone = Backbone(body, levels, name=name, output_stride=output_stride, in_chans=in_chans,
                         size_divisor=divisor)

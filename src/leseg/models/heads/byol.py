@@ -1,0 +1,65 @@
+"""BYOL's projector and predictor MLPs (Grill et al., NeurIPS 2020, §3.3).
+
+Both are Linear(d_in → hidden) → BatchNorm1d(hidden) → ReLU → Linear(hidden → d_out):
+
+- projector g: backbone representation y (2048-d for ResNet-50, 512-d for ResNet-18) → z;
+- predictor q: z → q(z), same width as z (online network only).
+
+Paper sizes: hidden 4096, output 256 (solo-learn and lightly use the same). The reference
+segmentation project uses hidden 512, output 128 (METHODS.md §4(b)); both come from config.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+__all__ = ["BYOLMLP", "prediction_head", "projection_head"]
+
+
+class BYOLMLP(nn.Sequential):
+    """Linear → BatchNorm1d → ReLU → Linear.
+
+    Args:
+        in_dim: input width.
+        hidden_dim: hidden width (4096 in the paper, 512 in the reference project).
+        out_dim: output width (256 in the paper, 128 in the reference project).
+
+    Forward: (B, in_dim) float → (B, out_dim) float. BatchNorm1d needs B ≥ 2 in training mode.
+
+    Raises:
+        ValueError: a non-positive width.
+    """
+
+    def __init__(self, in_dim: int, hidden_dim: int, out_dim: int) -> None:
+        dims = {"in_dim": in_dim, "hidden_dim": hidden_dim, "out_dim": out_dim}
+        bad = {k: v for k, v in dims.items() if int(v) < 1}
+        if bad:
+            raise ValueError(f"BYOL MLP widths must be >= 1, got {bad}")
+        super().__init__(
+            nn.Linear(int(in_dim), int(hidden_dim)),
+            nn.BatchNorm1d(int(hidden_dim)),
+            nn.ReLU(inplace=True),
+            nn.Linear(int(hidden_dim), int(out_dim)),
+        )
+        self.in_dim, self.hidden_dim, self.out_dim = int(in_dim), int(hidden_dim), int(out_dim)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, in_dim) → (B, out_dim).
+
+        Raises:
+            ValueError: ``x`` is not (B, in_dim).
+        """
+        if x.ndim != 2 or x.shape[1] != self.in_dim:
+            raise ValueError(f"BYOL MLP expects (B, {self.in_dim}) inputs, got {tuple(x.shape)}")
+        return super().forward(x)
+
+
+def projection_head(in_dim: int, hidden_dim: int = 4096, out_dim: int = 256) -> BYOLMLP:
+    """The projector g: representation (B, in_dim) → projection z (B, out_dim)."""
+    return BYOLMLP(in_dim, hidden_dim, out_dim)
+
+
+def prediction_head(dim: int = 256, hidden_dim: int = 4096) -> BYOLMLP:
+    """The predictor q: projection (B, dim) → prediction (B, dim)."""
+    return BYOLMLP(dim, hidden_dim, dim)
