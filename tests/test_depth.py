@@ -1,0 +1,297 @@
+"""Self-supervised depth (Hoyer et al. CVPR 2021 / monodepth2): data, losses, geometry, metrics, models."""
+
+from __future__ import annotations
+
+import json
+import math
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from leseg.components.depth_losses import (
+    SSIM_C1,
+    axis_angle_to_matrix,
+    depth_to_disp,
+    disp_to_depth,
+    min_reprojection_loss,
+    photometric_error,
+    pose_from_parameters,
+    smoothness_loss,
+    ssim,
+    warp_frame,
+)
+from leseg.data.sequences import (
+    CityscapesSequence,
+    SequenceDataModule,
+    crop_intrinsics,
+    hflip_intrinsics,
+    load_camera_json,
+    resize_intrinsics,
+)
+from leseg.metrics.depth import DepthMetric, compute_depth_errors
+
+from conftest import TINY_CITY, sample_data
+
+KITTI_DRIVE = "2011_09_26_drive_0023_sync"
+H, W = TINY_CITY["height"], TINY_CITY["width"]
+
+
+@pytest.fixture(scope="module")
+def city(data_dir: Path) -> Path:
+    return data_dir / "synthetic_city"
+
+
+def _vehicle_step(root: Path, ds: CityscapesSequence, i: int) -> float:
+    """Camera translation per frame (m): speed / 17 Hz (synthetic_city's documented motion)."""
+    city = ds.frame_paths[i][0].parent.name
+    vehicle = json.loads((root / "vehicle" / "train" / city / f"{ds.names[i]}_vehicle.json")
+                         .read_text())
+    return vehicle["speed"] / 17.0
+
+
+def _forward_pose(tz: float) -> torch.Tensor:
+    T = torch.eye(4)[None]
+    T[0, 2, 3] = tz
+    return T
+
+
+# ------------------------------------------------------------------------------------ losses
+def test_ssim_and_photometric_error_vanish_for_identical_frames() -> None:
+    img = torch.rand(2, 3, 16, 24, generator=torch.Generator().manual_seed(0))
+    assert ssim(img, img).abs().max() < 1e-5
+    assert photometric_error(img, img).abs().max() < 1e-5
+    loss, _ = min_reprojection_loss(img, [img.clone()], [img.clone()], noise=0.0)
+    assert float(loss) < 1e-5
+
+
+def test_photometric_error_on_constant_images_matches_hand_computation() -> None:
+    a, b = 0.2, 0.6
+    x = torch.full((1, 3, 5, 5), a, dtype=torch.float64)
+    y = torch.full((1, 3, 5, 5), b, dtype=torch.float64)
+    # constant patches: variances and covariance are 0, so SSIM = (2ab + C1) / (a² + b² + C1)
+    dssim = (1 - (2 * a * b + SSIM_C1) / (a * a + b * b + SSIM_C1)) / 2
+    torch.testing.assert_close(ssim(x, y), torch.full_like(x, dssim))
+    expected = 0.85 * dssim + 0.15 * abs(a - b)
+    torch.testing.assert_close(photometric_error(x, y), torch.full((1, 1, 5, 5), expected,
+                                                                dtype=torch.float64))
+
+
+def test_min_reprojection_takes_the_per_pixel_minimum_and_auto_masks_static_pixels() -> None:
+    target = torch.zeros(1, 3, 4, 4)
+    good = target.clone()
+    good[..., :, 2:] = 1.0  # right half wrong
+    other = target.clone()
+    other[..., :, :2] = 1.0  # left half wrong
+    loss, _ = min_reprojection_loss(target, [good, other], use_ssim=False, noise=0.0)
+    assert float(loss) == 0.0  # every pixel is explained by one of the two sources
+    # a source identical to the target when unwarped: the identity term wins -> masked out
+    _, from_warp = min_reprojection_loss(target, [good], [target.clone()], use_ssim=False,
+                                         noise=1e-5)
+    assert not from_warp[..., :, 2:].any()
+
+
+def test_smoothness_zero_for_constant_disparity_and_hand_value() -> None:
+    img = torch.rand(1, 3, 4, 4)
+    assert float(smoothness_loss(torch.full((1, 1, 4, 4), 0.3), img)) == pytest.approx(0, abs=1e-6)
+    disp = torch.tensor([[[[1.0, 3.0], [1.0, 3.0]]]])  # mean 2 -> normalised [0.5, 1.5]
+    flat = torch.zeros(1, 3, 2, 2)  # no image edges: weights e^0 = 1
+    # |dx| = 1 on both rows, |dy| = 0 -> 1 + 0
+    assert float(smoothness_loss(disp, flat)) == pytest.approx(1.0, rel=1e-5)
+    edge = flat.clone()
+    edge[..., 1] = 1.0  # an image edge between the columns damps the x term by e^{-1}
+    assert float(smoothness_loss(disp, edge)) == pytest.approx(math.exp(-1), rel=1e-5)
+
+
+def test_disparity_depth_scaling() -> None:
+    disp = torch.tensor([0.0, 1.0, 0.5])
+    scaled, depth = disp_to_depth(disp, 0.1, 100.0)
+    torch.testing.assert_close(depth[:2], torch.tensor([100.0, 0.1]))
+    torch.testing.assert_close(scaled, 1 / depth)
+    torch.testing.assert_close(depth_to_disp(depth, 0.1, 100.0), disp)
+    with pytest.raises(ValueError, match="min_depth"):
+        disp_to_depth(disp, 1.0, 1.0)
+
+
+def test_pose_from_axis_angle_and_translation() -> None:
+    rot = axis_angle_to_matrix(torch.tensor([[0.0, 0.0, math.pi / 2]]))
+    torch.testing.assert_close(rot[0] @ torch.tensor([1.0, 0, 0]), torch.tensor([0.0, 1, 0]),
+                               atol=1e-6, rtol=0)
+    aa, t = torch.tensor([[0.1, -0.2, 0.3]]), torch.tensor([[1.0, 2.0, -0.5]])
+    T, T_inv = pose_from_parameters(aa, t), pose_from_parameters(aa, t, invert=True)
+    torch.testing.assert_close(T @ T_inv, torch.eye(4)[None], atol=1e-5, rtol=0)
+    torch.testing.assert_close(T[0, :3, 3], t[0])
+
+
+def test_warp_with_identity_pose_returns_the_source() -> None:
+    src = torch.rand(1, 3, 8, 12)
+    K = torch.tensor([[[10.0, 0, 5.5], [0, 10.0, 3.5], [0, 0, 1]]])
+    warped, valid = warp_frame(src, torch.full((1, 1, 8, 12), 5.0), K, torch.eye(4)[None])
+    assert valid.all()
+    torch.testing.assert_close(warped, src, atol=1e-5, rtol=0)
+
+
+def test_warping_synthetic_city_with_true_depth_and_pose_reproduces_the_target(city: Path) -> None:
+    ds = CityscapesSequence(city, "train")
+    s = ds[0]
+    assert s["frames"].shape == (3, 3, H, W) and "depth" in s and "label" in s
+    step = _vehicle_step(city, ds, 0)
+    depth = s["depth"][None, None]
+    has_depth = depth > 0  # sky and ego vehicle: no finite depth
+    depth = torch.where(has_depth, depth, torch.full_like(depth, 1e4))
+    frames, K = s["frames"][None], s["intrinsics"][None]
+    target = frames[:, 1]
+    # camera moves +step along z per frame: target point p is p - (0, 0, step) in frame +1
+    for index, tz in ((0, step), (2, -step)):
+        warped, valid = warp_frame(frames[:, index], depth, K, _forward_pose(tz))
+        mask = valid & has_depth
+        assert mask.float().mean() > 0.5
+        err = (warped - target).abs().mean(1, keepdim=True)[mask].mean()
+        identity = (frames[:, index] - target).abs().mean(1, keepdim=True)[mask].mean()
+        wrong, _ = warp_frame(frames[:, index], depth, K, _forward_pose(-tz))
+        wrong_err = (wrong - target).abs().mean(1, keepdim=True)[mask].mean()
+        assert err < 0.035 and err < 0.6 * identity and err < 0.5 * wrong_err
+
+
+# ------------------------------------------------------------------------------- intrinsics
+def test_intrinsics_formulas_by_hand() -> None:
+    K = np.array([[100.0, 0, 63.5], [0, 90.0, 31.5], [0, 0, 1]])
+    R = resize_intrinsics(K, 0.5, 0.25)  # 128x64 -> 64x16
+    np.testing.assert_allclose(R, [[50, 0, 31.5], [0, 22.5, 7.5], [0, 0, 1]])
+    C = crop_intrinsics(R, 10, 2)
+    np.testing.assert_allclose(C[:2, 2], [21.5, 5.5])
+    Fl = hflip_intrinsics(C, 40)
+    np.testing.assert_allclose(Fl, [[50, 0, 17.5], [0, 22.5, 5.5], [0, 0, 1]])
+
+
+def test_dataset_intrinsics_after_resize_crop_and_flip(city: Path) -> None:
+    K0 = load_camera_json(next((city / "camera" / "train").glob("*/*_camera.json")))
+    fx, cx, cy = K0[0, 0], K0[0, 2], K0[1, 2]
+    assert (fx, cx, cy) == (0.8 * W, W / 2, H / 2)
+    # resize 64x128 -> 48x96 (s = 0.75) then flip: cx = 95 - (0.75 (cx + 0.5) - 0.5)
+    flipped = CityscapesSequence(city, "train", resize=(48, 96), hflip=1.0)[0]
+    expected = np.array([[0.75 * fx, 0, 95 - (0.75 * (cx + 0.5) - 0.5)],
+                         [0, 0.75 * fx, 0.75 * (cy + 0.5) - 0.5], [0, 0, 1]])
+    np.testing.assert_allclose(flipped["intrinsics"].numpy(), expected, rtol=1e-6)
+    # random crop: find the crop offset from the pixels, the principal point must move by it
+    full = CityscapesSequence(city, "train", resize=(48, 96))[0]
+    torch.manual_seed(3)
+    crop = CityscapesSequence(city, "train", resize=(48, 96), crop_size=(32, 64))[0]
+    offsets = [(y, x) for y in range(17) for x in range(33)
+               if torch.equal(full["frames"][..., y:y + 32, x:x + 64], crop["frames"])]
+    assert len(offsets) == 1
+    y0, x0 = offsets[0]
+    np.testing.assert_allclose(crop["intrinsics"].numpy(),
+                               crop_intrinsics(full["intrinsics"].numpy(), x0, y0), rtol=1e-6)
+    assert torch.equal(full["depth"][y0:y0 + 32, x0:x0 + 64], crop["depth"])
+    # the reference bug: no rescaling, and the flip mirrors cy as well
+    bug = CityscapesSequence(city, "train", resize=(48, 96), hflip=1.0,
+                             reproduce_reference_intrinsics_bug=True)[0]
+    np.testing.assert_allclose(bug["intrinsics"].numpy(),
+                               [[fx, 0, 96 - cx], [0, fx, 48 - cy], [0, 0, 1]], rtol=1e-6)
+
+
+def test_correct_intrinsics_warp_better_than_the_reference_bug(city: Path) -> None:
+    errors = {}
+    for bug in (False, True):
+        torch.manual_seed(0)
+        ds = CityscapesSequence(city, "train", resize=(48, 96), crop_size=(40, 80), hflip=1.0,
+                                reproduce_reference_intrinsics_bug=bug)
+        s = ds[0]
+        depth = s["depth"][None, None]
+        has_depth = depth > 0
+        depth = torch.where(has_depth, depth, torch.full_like(depth, 1e4))
+        warped, valid = warp_frame(s["frames"][None, 2], depth, s["intrinsics"][None],
+                                   _forward_pose(-_vehicle_step(city, ds, 0)))
+        m = valid & has_depth
+        errors[bug] = float((warped - s["frames"][None, 1]).abs().mean(1, keepdim=True)[m].mean())
+    assert errors[False] < 0.8 * errors[True]
+
+
+def test_sequence_errors_name_the_missing_file(city: Path, tmp_path: Path) -> None:
+    root = tmp_path / "city"
+    shutil.copytree(city, root)
+    victim = sorted((root / "leftImg8bit_sequence" / "train").glob("*/*_000020_leftImg8bit.png"))[0]
+    victim.unlink()
+    with pytest.raises(FileNotFoundError, match=victim.name):
+        CityscapesSequence(root, "train")
+    camera = sorted((root / "camera" / "val").glob("*/*_camera.json"))[0]
+    camera.write_text('{"intrinsic": {"fx": 1}}')
+    with pytest.raises(ValueError, match=f"{camera.name}.*fy"):
+        CityscapesSequence(root, "val")[0]
+
+
+def test_sequence_datamodule_batches(city: Path) -> None:
+    dm = SequenceDataModule(name="synthetic_city", root=str(city), crop_size=(32, 64),
+                            batch_size=2, val_batch_size=2, color_jitter=1.0)
+    batch = next(iter(dm.train_dataloader()))
+    assert batch["frames"].shape == (2, 3, 3, 32, 64) and batch["intrinsics"].shape == (2, 3, 3)
+    assert batch["frames_aug"].shape == batch["frames"].shape
+    assert not torch.equal(batch["frames_aug"], batch["frames"])  # jitter on the network input only
+    assert batch["label"].dtype == torch.int64 and batch["depth"].shape == (2, 32, 64)
+    val = next(iter(dm.val_dataloader()))
+    assert val["frames"].shape == (2, 3, 3, H, W) and "frames_aug" not in val
+
+
+# ---------------------------------------------------------------------------------- metrics
+def test_depth_metrics_on_hand_made_values() -> None:
+    gt = torch.tensor([1.0, 2.0, 4.0, 0.0])  # 0 = no ground truth
+    pred = torch.tensor([1.0, 2.0, 2.0, 7.0])
+    e = compute_depth_errors(pred, gt, median_scaling=False)
+    assert float(e["abs_rel"]) == pytest.approx(1 / 6)
+    assert float(e["sq_rel"]) == pytest.approx(1 / 3)
+    assert float(e["rmse"]) == pytest.approx(math.sqrt(4 / 3))
+    assert float(e["rmse_log"]) == pytest.approx(math.sqrt(math.log(2) ** 2 / 3))
+    assert float(e["a1"]) == pytest.approx(2 / 3) and float(e["a3"]) == pytest.approx(2 / 3)
+    assert float(e["count"]) == 3
+    # a prediction off by a global factor is perfect after median scaling
+    s = compute_depth_errors(3 * gt + (gt == 0) * 5, gt)
+    assert float(s["abs_rel"]) == pytest.approx(0, abs=1e-12) and float(s["a1"]) == 1.0
+    assert float(s["scale"]) == pytest.approx(1 / 3)
+    # the cap: a prediction beyond max_depth is clipped to it
+    c = compute_depth_errors(torch.tensor([200.0]), torch.tensor([50.0]), median_scaling=False)
+    assert float(c["abs_rel"]) == pytest.approx(30 / 50)
+    with pytest.raises(ValueError, match="no ground-truth"):
+        compute_depth_errors(pred, torch.zeros(4))
+    metric = DepthMetric()
+    metric.update(torch.stack([pred, pred]), torch.stack([gt, torch.zeros(4)]))
+    out = metric.compute()
+    assert out["images"] == 1 and out["abs_rel"] == pytest.approx(float(
+        compute_depth_errors(pred, gt)["abs_rel"]))
+
+
+# ----------------------------------------------------------------------------------- models
+def test_depth_network_shapes_and_pose() -> None:
+    from leseg.models.depth import DepthNet
+
+    net = DepthNet("resnet18", decoder_channels=(8, 8, 16, 16, 32), output_stride=16)
+    with torch.no_grad():
+        out = net(torch.rand(2, 3, 32, 64))
+    for s in range(4):
+        d = out[("disp", s)]
+        assert d.shape == (2, 1, 32 // 2 ** s, 64 // 2 ** s)
+        assert float(d.min()) > 0 and float(d.max()) < 1
+    assert isinstance(net.decoder.conv0["4"], torch.nn.Module) and hasattr(net.decoder.conv0["4"],
+                                                                          "image_pool")
+    axis_angle, translation = net.pose(torch.rand(2, 6, 32, 64))
+    assert axis_angle.shape == translation.shape == (2, 2, 3)
+
+
+# ------------------------------------------------------------------------------------- KITTI
+def test_kitti_reader(tmp_path: Path) -> None:
+    from leseg.data.kitti import KittiRawSequence, read_kitti_calibration
+
+    root = sample_data("depth_sequence_sample", "kitti_raw")
+    K = read_kitti_calibration(root / "2011_09_26" / "calib_cam_to_cam.txt")
+    np.testing.assert_allclose(K, [[721.5377, 0, 609.5593], [0, 721.5377, 172.854], [0, 0, 1]])
+    ds = KittiRawSequence(root, KITTI_DRIVE, resize=(96, 320))
+    assert len(ds) == 5  # frames 1..5 of 0..6 have both neighbours
+    s = ds[0]
+    assert s["frames"].shape == (3, 3, 96, 320) and s["depth"].shape == (375, 1242)
+    np.testing.assert_allclose(s["intrinsics"].numpy(),
+                               resize_intrinsics(K, 320 / 1242, 96 / 375), rtol=1e-6)
+    assert 0.02 < float((s["depth"] > 0).float().mean()) < 0.1 and float(s["depth"].max()) < 100
+    with pytest.raises(FileNotFoundError, match="image_02"):
+        KittiRawSequence(tmp_path, KITTI_DRIVE)
