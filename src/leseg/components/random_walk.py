@@ -1,0 +1,143 @@
+"""Random-walk propagation of CAMs with AffinityNet affinities (Ahn & Kwak, CVPR 2018, §3.4).
+
+Reference procedure (METHODS.md §5(e).5): A = symmetric affinity matrix over the stride-8 grid with
+the radius-5 pairs of :func:`leseg.components.affinity.pair_indices` plus the identity, raised
+element-wise to β = 8; T = A with columns normalised to sum 1; T ← T^(2^log_t) by ``log_t`` = 8
+squarings (t = 256 steps); propagated scores = vec(CAM) · T.
+
+Pixels in no pair of the cropped pair set (row 0, columns < radius − 1: see
+:mod:`leseg.components.affinity`) only have their self-loop and keep their own score, as in the
+reference.
+
+Two equivalent evaluations: **dense** (an (n, n) matrix, n = h·w, 8 matrix squarings; the
+reference's way, fast for VOC-sized grids, memory 4·n² bytes) and **sparse** (the (n, n) matrix
+kept in COO form and applied 2^log_t times to the (C, n) score matrix: memory O(n·K), for large
+grids such as Cityscapes where n² does not fit). Both run on the device of the inputs.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from leseg.components.affinity import RADIUS, pair_indices
+
+__all__ = ["BETA", "LOG_T", "affinity_matrix", "propagate_cams", "random_walk",
+           "transition_matrix"]
+
+BETA = 8.0
+LOG_T = 8
+MAX_DENSE_PIXELS = 12000
+"""On a GPU, grids up to this many stride-8 pixels use the dense evaluation (0.6 GB matrix)."""
+MAX_DENSE_PIXELS_CPU = 256
+"""On a CPU the 8 dense squarings (16·n³ flops) cost more than 256 sparse products (≈ 2·256·K·C·n
+flops) beyond a few hundred pixels, so the sparse evaluation is used above this size."""
+
+
+def affinity_matrix(aff: torch.Tensor, h: int, w: int, radius: int = RADIUS, beta: float = BETA,
+                    dense: bool = True) -> torch.Tensor:
+    """The symmetric (n, n) affinity matrix A^∘β with unit diagonal, n = h·w.
+
+    Args:
+        aff: (K, N) pair affinities in [0, 1] ordered as :func:`pair_indices` (h, w, radius).
+        beta: element-wise power β (8).
+        dense: return a dense tensor, else a coalesced sparse COO tensor.
+
+    Returns:
+        (n, n) float tensor on ``aff``'s device.
+
+    Raises:
+        ValueError: ``aff`` does not have the (K, N) shape of the grid's pair set.
+    """
+    src, dst = pair_indices(h, w, radius)
+    if aff.shape != dst.shape:
+        raise ValueError(f"affinities {tuple(aff.shape)} do not match the {h}x{w} grid's pair set "
+                         f"{tuple(dst.shape)} (radius {radius})")
+    n = h * w
+    device = aff.device
+    src = src.to(device).expand_as(dst).reshape(-1)
+    dst = dst.to(device).reshape(-1)
+    vals = aff.reshape(-1).pow(beta)
+    diag = torch.arange(n, device=device)
+    rows = torch.cat([src, dst, diag])
+    cols = torch.cat([dst, src, diag])
+    values = torch.cat([vals, vals, torch.ones(n, device=device, dtype=vals.dtype)])
+    if dense:
+        mat = torch.zeros(n, n, device=device, dtype=vals.dtype)
+        mat.index_put_((rows, cols), values, accumulate=True)
+        return mat
+    return torch.sparse_coo_tensor(torch.stack([rows, cols]), values, (n, n),
+                                   check_invariants=False).coalesce()
+
+
+def transition_matrix(mat: torch.Tensor) -> torch.Tensor:
+    """Column-normalise: T_ij = A_ij / Σ_k A_kj (each column sums to 1). Dense or sparse COO."""
+    if mat.is_sparse:
+        mat = mat.coalesce()
+        idx, val = mat.indices(), mat.values()
+        colsum = torch.zeros(mat.shape[1], device=val.device, dtype=val.dtype)
+        colsum.index_add_(0, idx[1], val)
+        return torch.sparse_coo_tensor(idx, val / colsum[idx[1]], mat.shape,
+                                       check_invariants=False).coalesce()
+    return mat / mat.sum(dim=0, keepdim=True)
+
+
+def random_walk(scores: torch.Tensor, aff: torch.Tensor, h: int, w: int, radius: int = RADIUS,
+                beta: float = BETA, log_t: int = LOG_T, dense: bool | None = None) -> torch.Tensor:
+    """Propagate score maps with t = 2^log_t random-walk steps.
+
+    Args:
+        scores: (C, h, w) float score maps on the stride-8 grid (e.g. [bg 0.2, CAM_1..CAM_20]).
+        aff: (K, N) pair affinities of that grid (:func:`leseg.components.affinity.affinity`).
+        beta, log_t: affinity power (8) and log2 of the number of steps (8 → 256).
+        dense: force the dense (True) or sparse (False) evaluation; None = dense when
+            h·w ≤ :data:`MAX_DENSE_PIXELS` on a GPU, ≤ :data:`MAX_DENSE_PIXELS_CPU` on a CPU.
+
+    Returns:
+        (C, h, w) float propagated scores, vec(scores) · T^(2^log_t).
+    """
+    n = h * w
+    if dense is None:
+        dense = n <= (MAX_DENSE_PIXELS if aff.is_cuda else MAX_DENSE_PIXELS_CPU)
+    trans = transition_matrix(affinity_matrix(aff, h, w, radius, beta, dense=dense))
+    vec = scores.reshape(scores.shape[0], n).to(trans.dtype)
+    if dense:
+        for _ in range(log_t):
+            trans = trans @ trans
+        out = vec @ trans
+    else:
+        trans_t = trans.t().coalesce()  # (vec · T)ᵀ = Tᵀ · vecᵀ
+        out = vec.t()
+        for _ in range(2 ** log_t):
+            out = torch.sparse.mm(trans_t, out)
+        out = out.t()
+    return out.reshape(scores.shape[0], h, w)
+
+
+def propagate_cams(cams: torch.Tensor, aff: torch.Tensor, grid: tuple[int, int],
+                   bg_score: float = 0.2, radius: int = RADIUS, beta: float = BETA,
+                   log_t: int = LOG_T, dense: bool | None = None) -> torch.Tensor:
+    """Random-walk pseudo-mask of one image (METHODS.md §5(e).5).
+
+    The score stack [bg_score, CAM_1..CAM_C] at full resolution is zero-padded to the padded
+    image size (8·grid), average-pooled ×8, propagated by :func:`random_walk`, upsampled
+    bilinearly to the padded size, cropped to (H, W) and arg-maxed.
+
+    Args:
+        cams: (C, H, W) normalised CAMs in [0, 1] (absent classes 0).
+        aff: (K, N) affinities of the padded image's stride-8 grid ``grid`` = (⌈H/8⌉, ⌈W/8⌉).
+
+    Returns:
+        (H, W) int64 pseudo-mask, 0 = background, 1..C classes.
+    """
+    height, width = cams.shape[-2:]
+    gh, gw = grid
+    if gh * 8 < height or gw * 8 < width:
+        raise ValueError(f"grid {grid} does not cover CAMs of size {height}x{width}")
+    stack = torch.cat([torch.full_like(cams[:1], bg_score), cams], dim=0)
+    stack = F.pad(stack, (0, gw * 8 - width, 0, gh * 8 - height))
+    pooled = F.avg_pool2d(stack[None], 8, 8)[0]
+    walked = random_walk(pooled, aff, gh, gw, radius, beta, log_t, dense)
+    up = F.interpolate(walked[None], size=(gh * 8, gw * 8), mode="bilinear",
+                       align_corners=False)[0]
+    return up[:, :height, :width].argmax(dim=0)

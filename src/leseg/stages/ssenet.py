@@ -1,0 +1,354 @@
+"""SSENet / AffinityNet pseudo-mask stages: CAMs → dense CRF seeds → random walk → evaluation.
+
+Pipeline of Wang et al. (SSENet, arXiv 1909.03714) on AffinityNet (Ahn & Kwak, CVPR 2018);
+METHODS.md §5(e). Each stage writes one file per image, atomically, and skips images already done
+(:mod:`leseg.stages.runner`), so a stage can be interrupted and rerun.
+
+Stages (Python API and command line ``python -m leseg.stages.ssenet <stage> ...``):
+
+``cams``
+    ``--ckpt`` an :class:`~leseg.methods.ssenet.SSENetCAM` checkpoint of ``train.py``; writes
+    ``<out>/<name>.npz`` with ``cams`` (P, H, W) float16 — the multi-scale (1.0, 0.5, 1.5, 2.0) +
+    flip CAMs of the P present classes, each max-normalised to [0, 1] — ``classes`` (P,) int64
+    (0-based foreground indices) and ``labels`` (20,) uint8.
+``crf``
+    ``--cams`` the folder above; writes ``<out>/<name>.npz`` with ``la`` / ``ha`` (H, W) uint8 dense-CRF
+    label maps for α = 4 / 24 (0 = background, c + 1 = class c), in ``--workers`` processes. Needs
+    the optional extra ``pydensecrf2`` (``pip install '.[crf]'``). Train AffinityNet on them with
+    ``data.crf_dir=<out>``.
+``random_walk``
+    ``--ckpt`` an :class:`~leseg.methods.affinitynet.AffinityNet` checkpoint and ``--cams``; writes
+    ``<out>/<name>.png`` pseudo-masks (palette PNG, values 0..20) usable as ``data.label_dir=<out>``
+    for ``method=supervised``.
+``evaluate``
+    ``--cams`` (CAM step: argmax over [0.2, CAM_c…]) or ``--masks`` (any folder of ``<name>.png``);
+    prints and optionally writes (``--json``) the 21-class confusion-matrix metrics against the
+    dataset's masks.
+
+Every stage reads the images of ``--root`` (a VOC2012-layout folder) and ``--split``
+(``ImageSets/Segmentation/<split>.txt``; the papers' protocol is VOC ``train``, 1,464 images);
+image-level labels come from the masks (:mod:`leseg.data.image_labels`).
+
+Whole pipeline (documented in ``scripts/ssenet_results.sh``)::
+
+    python train.py experiment=ssenet-cam_cam-r18_synthetic-voc-128x128 seed=0
+    python -m leseg.stages.ssenet cams --ckpt RUN/checkpoints/last.ckpt --root VOC --out W/cams
+    python -m leseg.stages.ssenet crf --cams W/cams --root VOC --out W/crf --workers 2
+    python train.py experiment=affinitynet_aff-r18_synthetic-voc-128x128 data.crf_dir=W/crf
+    python -m leseg.stages.ssenet random_walk --ckpt AFF/checkpoints/last.ckpt --cams W/cams \\
+        --root VOC --out W/pseudo
+    python -m leseg.stages.ssenet evaluate --masks W/pseudo --root VOC
+    python train.py experiment=supervised_deeplabv3plus-r18-d16_synthetic-voc-128x128 \\
+        data.label_dir=W/pseudo
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from leseg.components.cam import BG_SCORE, CAM_SCALES, cam_prediction
+from leseg.components.crf import crf_label_map
+from leseg.components.random_walk import BETA, LOG_T, propagate_cams
+from leseg.data.image_labels import NUM_FG_CLASSES, ImageLabelDataset, load_image_labels
+from leseg.data.io import read_label
+from leseg.data.labels import IGNORE_INDEX, VOC_INFO
+from leseg.data.voc import VOCSegmentation
+from leseg.metrics.segmentation import confusion_matrix, metrics_from_confusion
+from leseg.stages.runner import StageResult, run_items, save_npz, save_png
+from leseg.utils.io import atomic_write_json
+
+__all__ = ["evaluate_cams", "evaluate_masks", "load_method", "main", "open_dataset", "read_cams",
+           "run_cams", "run_crf", "run_random_walk"]
+
+CRF_ALPHAS = (4.0, 24.0)
+"""Low and high background powers of SSENet's repo (psa README: 4 and 32)."""
+
+
+def open_dataset(root: str | os.PathLike, split: str = "train", label_subdir: str | None = None,
+                 cache_dir: str | os.PathLike | None = None) -> ImageLabelDataset:
+    """VOC-layout images of ``split`` with masks and image-level labels, untransformed.
+
+    Raises:
+        FileNotFoundError: see :class:`~leseg.data.voc.VOCSegmentation`.
+    """
+    base = VOCSegmentation(root, split=split, label_subdir=label_subdir)
+    cache = None
+    if cache_dir is not None:
+        cache = Path(cache_dir) / f"{Path(root).name}_{split}_{base.label_subdir}_cls_labels.npz"
+    return ImageLabelDataset(base, load_image_labels(base, cache))
+
+
+def load_method(ckpt_path: str | os.PathLike, device: str = "cpu") -> torch.nn.Module:
+    """Rebuild a LightningModule from a ``train.py`` checkpoint (its stored config), in eval mode.
+
+    Raises:
+        FileNotFoundError / ValueError: see :func:`leseg.tasks.common.load_checkpoint`.
+    """
+    import hydra
+    from omegaconf import OmegaConf
+
+    from leseg.tasks.common import load_checkpoint
+
+    ckpt = load_checkpoint(ckpt_path)
+    cfg = OmegaConf.create(ckpt["hyper_parameters"]["config"])
+    model = hydra.utils.instantiate(cfg.method)
+    model.load_state_dict(ckpt["state_dict"])
+    return model.to(device).eval()
+
+
+def _index(dataset: ImageLabelDataset) -> dict[str, int]:
+    return {n: i for i, n in enumerate(dataset.names)}
+
+
+def run_cams(model, dataset: ImageLabelDataset, out_dir: str | os.PathLike,
+             scales: Sequence[float] = CAM_SCALES, flip: bool = True, device: str = "cpu",
+             progress: bool = False) -> StageResult:
+    """CAM stage: one ``<out_dir>/<name>.npz`` per image (see the module docstring).
+
+    Args:
+        model: :class:`~leseg.methods.ssenet.SSENetCAM` (anything with ``cams(images, labels,
+            scales, flip)`` → (B, 20, H, W)).
+        dataset: :func:`open_dataset` (untransformed images).
+    """
+    out = Path(out_dir)
+    index = _index(dataset)
+    model = model.to(device).eval()
+
+    @torch.no_grad()
+    def work(name: str) -> dict[str, np.ndarray]:
+        sample = dataset[index[name]]
+        labels = sample["class_labels"]
+        cams = model.cams(sample["image"][None].to(device), labels[None].to(device), scales,
+                          flip)[0]
+        present = torch.nonzero(labels > 0).flatten()
+        return {"cams": cams[present.to(cams.device)].cpu().numpy().astype(np.float16),
+                "classes": present.numpy().astype(np.int64),
+                "labels": labels.numpy().astype(np.uint8)}
+
+    return run_items(dataset.names, lambda n: out / f"{n}.npz", work, save_npz,
+                     progress=progress, desc="cams")
+
+
+def read_cams(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray]:
+    """Full CAM stack of a ``cams`` file: (20, H, W) float32 (absent classes 0) and (20,) labels.
+
+    Raises:
+        ValueError: unreadable or malformed file (names it).
+    """
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            cams, classes, labels = data["cams"], data["classes"], data["labels"]
+    except Exception as err:
+        raise ValueError(f"CAM file {path} cannot be read (expected an .npz with cams, classes, "
+                         f"labels; rerun the cams stage after deleting it): {err}") from err
+    full = np.zeros((NUM_FG_CLASSES, *cams.shape[1:]), dtype=np.float32)
+    full[classes] = cams.astype(np.float32)
+    return full, labels
+
+
+def _cam_file(cam_dir: Path, name: str) -> Path:
+    path = cam_dir / f"{name}.npz"
+    if not path.is_file():
+        raise FileNotFoundError(f"CAM file {path} not found; run the cams stage for this split "
+                                f"first")
+    return path
+
+
+def run_crf(dataset: ImageLabelDataset, cam_dir: str | os.PathLike, out_dir: str | os.PathLike,
+            alphas: Sequence[float] = CRF_ALPHAS, workers: int = 0, use_crf: bool = True,
+            progress: bool = False) -> StageResult:
+    """CRF stage: ``<out_dir>/<name>.npz`` with ``la`` (α = alphas[0]) and ``ha`` (alphas[1]).
+
+    ``use_crf=False`` writes the argmax of the unrefined [bg^α, CAMs] instead (no-CRF ablation /
+    fallback without ``pydensecrf2``; not the reference).
+
+    Raises:
+        ImportError: ``pydensecrf2`` missing (names the ``.[crf]`` extra) with ``use_crf``.
+        FileNotFoundError: a CAM file is missing (names it).
+    """
+    from leseg.components.crf import _densecrf
+
+    if use_crf:
+        _densecrf()  # fail before forking workers when the package is missing
+    cam_dir, out = Path(cam_dir), Path(out_dir)
+    index = _index(dataset)
+    lo, hi = alphas
+
+    def work(name: str) -> dict[str, np.ndarray]:
+        image, _ = dataset.base.load(index[name])
+        cams, labels = read_cams(_cam_file(cam_dir, name))
+        if cams.shape[1:] != image.shape[:2]:
+            raise ValueError(f"CAM file {cam_dir / name}.npz is {cams.shape[1:]}, image is "
+                             f"{image.shape[:2]}")
+        return {"la": crf_label_map(image, cams, labels, lo, use_crf),
+                "ha": crf_label_map(image, cams, labels, hi, use_crf)}
+
+    return run_items(dataset.names, lambda n: out / f"{n}.npz", work, save_npz,
+                     workers=workers, progress=progress, desc="crf")
+
+
+def run_random_walk(model, dataset: ImageLabelDataset, cam_dir: str | os.PathLike,
+                    out_dir: str | os.PathLike, beta: float = BETA, log_t: int = LOG_T,
+                    bg_score: float = BG_SCORE, device: str = "cpu", dense: bool | None = None,
+                    progress: bool = False) -> StageResult:
+    """Random-walk stage: ``<out_dir>/<name>.png`` pseudo-masks (VOC palette, values 0..20).
+
+    The normalised image is zero-padded to a multiple of 8, AffinityNet gives the pair affinities
+    of its stride-8 grid, and :func:`~leseg.components.random_walk.propagate_cams` propagates
+    [bg_score, CAMs] (METHODS.md §5(e).5). Runs on ``device`` (a GPU when given).
+
+    Args:
+        model: :class:`~leseg.methods.affinitynet.AffinityNet` (``pair_affinities``).
+    """
+    cam_dir, out = Path(cam_dir), Path(out_dir)
+    index = _index(dataset)
+    model = model.to(device).eval()
+    palette = VOC_INFO.palette
+
+    @torch.no_grad()
+    def work(name: str) -> tuple[np.ndarray, np.ndarray]:
+        image = dataset[index[name]]["image"][None].to(device)
+        height, width = image.shape[-2:]
+        ph, pw = -(-height // 8) * 8, -(-width // 8) * 8
+        aff, grid = model.pair_affinities(F.pad(image, (0, pw - width, 0, ph - height)))
+        cams, _ = read_cams(_cam_file(cam_dir, name))
+        mask = propagate_cams(torch.from_numpy(cams).to(device), aff[0], grid, bg_score,
+                              model.radius, beta, log_t, dense)
+        return mask.cpu().numpy().astype(np.uint8), palette
+
+    return run_items(dataset.names, lambda n: out / f"{n}.png", work, save_png,
+                     progress=progress, desc="random walk")
+
+
+def _evaluate(dataset: ImageLabelDataset, predict) -> dict[str, Any]:
+    k = VOC_INFO.num_classes
+    confmat = torch.zeros(k, k, dtype=torch.long)
+    for i, name in enumerate(dataset.names):
+        _, gt = dataset.base.load(i)
+        pred = predict(name)
+        if pred.shape != gt.shape:
+            raise ValueError(f"prediction for {name} is {pred.shape}, mask is {gt.shape}")
+        confmat += confusion_matrix(torch.from_numpy(pred.astype(np.int64)),
+                                    torch.from_numpy(gt.astype(np.int64)), k, IGNORE_INDEX)
+    result = metrics_from_confusion(confmat)
+    iou = result["IoU"].tolist()
+    return {"mIoU": float(result["mIoU"]), "aAcc": float(result["aAcc"]),
+            "mIoU_21_plain": float(np.nan_to_num(np.array(iou)).mean()),
+            "IoU": dict(zip(VOC_INFO.class_names, iou)), "num_images": len(dataset)}
+
+
+def evaluate_cams(dataset: ImageLabelDataset, cam_dir: str | os.PathLike,
+                  bg_score: float = BG_SCORE) -> dict[str, Any]:
+    """CAM-step metrics: argmax([bg_score, CAM_c…]) against the dataset masks, 21 classes.
+
+    Returns:
+        ``mIoU`` (mean over classes present in ground truth or prediction, leseg's metric),
+        ``mIoU_21_plain`` (plain mean over all 21 classes, absent ones counting 0: SSENet's
+        ``evaluation.py``), ``aAcc``, per-class ``IoU``, ``num_images``.
+    """
+    cam_dir = Path(cam_dir)
+
+    def predict(name: str) -> np.ndarray:
+        cams, _ = read_cams(_cam_file(cam_dir, name))
+        return cam_prediction(torch.from_numpy(cams)[None], bg_score)[0].numpy()
+
+    return _evaluate(dataset, predict)
+
+
+def evaluate_masks(dataset: ImageLabelDataset, mask_dir: str | os.PathLike) -> dict[str, Any]:
+    """Metrics of ``<mask_dir>/<name>.png`` pseudo-masks (see :func:`evaluate_cams`).
+
+    Raises:
+        FileNotFoundError: a mask is missing (names it).
+    """
+    mask_dir = Path(mask_dir)
+    return _evaluate(dataset, lambda name: read_label(mask_dir / f"{name}.png"))
+
+
+# ---------------------------------------------------------------------------------- CLI
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m leseg.stages.ssenet", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = p.add_subparsers(dest="stage", required=True)
+
+    def common(s: argparse.ArgumentParser) -> None:
+        s.add_argument("--root", required=True, help="VOC2012-layout folder")
+        s.add_argument("--split", default="train", help="id list (default: train)")
+        s.add_argument("--label-subdir", default=None, help="mask folder (default: VOC rule)")
+        s.add_argument("--cache-dir", default=None, help="image-label cache folder")
+        s.add_argument("--progress", action="store_true")
+
+    s = sub.add_parser("cams", help="multi-scale + flip CAMs of an SSENetCAM checkpoint")
+    common(s)
+    s.add_argument("--ckpt", required=True)
+    s.add_argument("--out", required=True)
+    s.add_argument("--scales", type=float, nargs="+", default=list(CAM_SCALES))
+    s.add_argument("--no-flip", action="store_true")
+    s.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+
+    s = sub.add_parser("crf", help="dense-CRF label maps for alpha low/high")
+    common(s)
+    s.add_argument("--cams", required=True)
+    s.add_argument("--out", required=True)
+    s.add_argument("--alphas", type=float, nargs=2, default=list(CRF_ALPHAS))
+    s.add_argument("--workers", type=int, default=0)
+    s.add_argument("--no-crf", action="store_true",
+                   help="argmax of the unrefined scores (ablation / no pydensecrf2)")
+
+    s = sub.add_parser("random_walk", help="AffinityNet random walk -> pseudo-mask PNGs")
+    common(s)
+    s.add_argument("--ckpt", required=True)
+    s.add_argument("--cams", required=True)
+    s.add_argument("--out", required=True)
+    s.add_argument("--beta", type=float, default=BETA)
+    s.add_argument("--log-t", type=int, default=LOG_T)
+    s.add_argument("--bg", type=float, default=BG_SCORE)
+    s.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+
+    s = sub.add_parser("evaluate", help="21-class mIoU of CAM-step or pseudo-mask predictions")
+    common(s)
+    g = s.add_mutually_exclusive_group(required=True)
+    g.add_argument("--cams")
+    g.add_argument("--masks")
+    s.add_argument("--bg", type=float, default=BG_SCORE)
+    s.add_argument("--json", default=None, help="write the metrics here (atomically)")
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
+    """Command-line entry point (see the module docstring); returns the stage's summary."""
+    args = _parser().parse_args(argv)
+    dataset = open_dataset(args.root, args.split, args.label_subdir, args.cache_dir)
+    if args.stage == "cams":
+        r = run_cams(load_method(args.ckpt, args.device), dataset, args.out, args.scales,
+                     not args.no_flip, args.device, args.progress)
+    elif args.stage == "crf":
+        r = run_crf(dataset, args.cams, args.out, args.alphas, args.workers, not args.no_crf,
+                    args.progress)
+    elif args.stage == "random_walk":
+        r = run_random_walk(load_method(args.ckpt, args.device), dataset, args.cams, args.out,
+                            args.beta, args.log_t, args.bg, args.device, progress=args.progress)
+    else:
+        metrics = (evaluate_cams(dataset, args.cams, args.bg) if args.cams
+                   else evaluate_masks(dataset, args.masks))
+        if args.json:
+            atomic_write_json(args.json, metrics)
+        print(json.dumps({k: v for k, v in metrics.items() if k != "IoU"}))
+        return metrics
+    summary = {"stage": args.stage, "done": len(r.done), "skipped": len(r.skipped)}
+    print(json.dumps(summary))
+    return summary
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

@@ -1,0 +1,531 @@
+"""SSENet / AffinityNet: CAM normalisation and L_eq, affinity labels and pairs, random walk, dense
+CRF, image-level labels, models, methods, resumable stages and the pipeline on real VOC frames."""
+
+from __future__ import annotations
+
+import math
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from leseg.components.affinity import (
+    affinity,
+    affinity_label_pairs,
+    affinity_labels,
+    affinity_loss,
+    downsample_labels,
+    gather_pairs,
+    pair_indices,
+    pair_offsets,
+)
+from leseg.components.cam import (
+    aggregate_cams,
+    background_score,
+    cam_prediction,
+    classification_loss,
+    equivariance_loss,
+    max_normalize,
+)
+from leseg.components.crf import crf_available, crf_label_map, dense_crf
+from leseg.components.random_walk import (
+    affinity_matrix,
+    propagate_cams,
+    random_walk,
+    transition_matrix,
+)
+from leseg.data.image_labels import ImageLabelDataModule, image_label_from_mask, load_image_labels
+from leseg.data.voc import VOCSegmentation
+from leseg.methods.affinitynet import AffinityNet
+from leseg.methods.ssenet import SSENetCAM, four_param_groups
+from leseg.models.heads.affinity import AffinityNetModel
+from leseg.models.heads.cam import CAMNet
+from leseg.models.resnet38 import ResNet38, TimmCAMTrunk
+from leseg.stages import ssenet as stages
+from leseg.stages.runner import run_items, save_npz
+
+from conftest import REPO, compose_cfg, sample_data
+
+EPS = 1e-5
+
+
+# ------------------------------------------------------------------------------ CAM maths
+def test_max_normalize_on_a_hand_made_cam() -> None:
+    cam = torch.tensor([[[[-1.0, 2.0, 4.0]], [[1.0, 1.0, 1.0]]]])  # (1, 2, 1, 3)
+    out = max_normalize(cam, torch.tensor([[1.0, 0.0]]))
+    expected = torch.tensor([0.0, (2 - EPS) / (4 + EPS), (4 - EPS) / (4 + EPS)])
+    assert torch.allclose(out[0, 0, 0], expected)
+    assert torch.equal(out[0, 1], torch.zeros(1, 3))  # absent class zeroed
+    assert torch.allclose(max_normalize(cam)[0, 1, 0], torch.full((3,), (1 - EPS) / (1 + EPS)))
+
+
+def test_equivariance_loss_on_a_hand_made_cam() -> None:
+    # full CAM: rows [0 0 4 4] -> bilinear 0.5x (align_corners=False) gives [0, 4]: N = [0, ~1];
+    # small CAM [2, 2]: N = [~1, ~1]  -> squared differences [1, 0] on the present class.
+    full = torch.tensor([[0.0, 0.0, 4.0, 4.0]] * 2)[None, None].repeat(1, 2, 1, 1)
+    full.requires_grad_(True)
+    small = torch.full((1, 2, 1, 2), 2.0, requires_grad=True)
+    labels = torch.tensor([[1.0, 0.0]])  # the second channel is absent: zeros in both
+    loss = equivariance_loss(small, full, labels)
+    n = (4 - EPS) / (4 + EPS)
+    m = (2 - EPS) / (2 + EPS)
+    assert loss.item() == pytest.approx(((m - 0) ** 2 + (m - n) ** 2) / 4, rel=1e-6)
+    loss.backward()  # gradients reach both branches
+    assert small.grad.abs().sum() > 0 and full.grad.abs().sum() > 0
+    both = equivariance_loss(small.detach(), full.detach(), torch.ones(1, 2))
+    assert both.item() == pytest.approx(2 * loss.item(), rel=1e-6)  # mean over all 20 channels
+
+
+def test_classification_loss_is_soft_margin_on_gap() -> None:
+    cam = torch.zeros(1, 2, 4, 4)
+    cam[:, 0] = 2.0  # GAP 2 for a present class, 0 for an absent one
+    y = torch.tensor([[1.0, 0.0]])
+    expected = (math.log1p(math.exp(-2.0)) + math.log(2.0)) / 2
+    assert classification_loss(cam, y).item() == pytest.approx(expected, rel=1e-6)
+
+
+def test_aggregate_cams_normalises_zeroes_absent_and_unflips() -> None:
+    torch.manual_seed(0)
+    image = torch.randn(1, 3, 8, 12)
+    ramp = torch.linspace(0, 1, 12).expand(1, 1, 8, 12)
+
+    def cam_fn(x: torch.Tensor) -> torch.Tensor:  # a left-to-right ramp whatever the input
+        base = torch.nn.functional.interpolate(ramp, size=x.shape[-2:], mode="bilinear")
+        return torch.cat([base, -base, 3 * base], dim=1)
+
+    labels = torch.tensor([[1.0, 1.0, 0.0]])
+    out = aggregate_cams(cam_fn, image, labels, scales=(1.0,), flip=False)
+    assert torch.allclose(out[0, 0], ramp[0, 0] / (1 + EPS))
+    assert torch.equal(out[0, 1], torch.zeros(8, 12)) and torch.equal(out[0, 2], torch.zeros(8, 12))
+    flipped = aggregate_cams(cam_fn, image, labels, scales=(1.0,), flip=True)
+    # the flipped pass sees a ramp too, un-flipped it becomes the mirrored ramp: sum is constant
+    row = flipped[0, 0, 0]
+    assert torch.allclose(row, torch.full_like(row, row[0]), atol=1e-5)
+    assert flipped.max() <= 1.0 and flipped.min() >= 0.0
+
+
+def test_cam_prediction_uses_background_score_02() -> None:
+    cams = torch.tensor([[[[0.1, 0.5]], [[0.15, 0.7]]]])  # (1, 2, 1, 2)
+    assert cam_prediction(cams).tolist() == [[[0, 2]]]
+    assert background_score(cams, 4.0)[0, 0, 0, 1].item() == pytest.approx(0.3 ** 4)
+
+
+# ------------------------------------------------------------------------- affinity
+def test_pair_offsets_and_indices_on_a_tiny_grid() -> None:
+    offsets = pair_offsets(5)
+    assert len(offsets) == 34 and len(set(offsets)) == 34
+    both = set(offsets) | {(-dy, -dx) for dy, dx in offsets}
+    disk = {(dy, dx) for dy in range(-4, 5) for dx in range(-4, 5) if 0 < dy * dy + dx * dx < 25}
+    assert both == disk  # half-disk: every neighbour in the radius exactly once, up to direction
+    src, dst = pair_indices(5, 9, 5)  # one from-pixel: (0, 4)
+    assert src.tolist() == [4]
+    assert sorted(dst[:, 0].tolist()) == sorted(dy * 9 + 4 + dx for dy, dx in offsets)
+    src, dst = pair_indices(7, 11, 5)
+    assert src.numel() == 3 * 3 and dst.shape == (34, 9)
+    grid = torch.arange(77.0).view(1, 1, 7, 11)
+    gsrc, gdst = gather_pairs(grid, 5)
+    assert torch.equal(gsrc[0, 0, 0].long(), src) and torch.equal(gdst[0, 0].long(), dst)
+    with pytest.raises(ValueError, match="too small"):
+        pair_indices(4, 9, 5)
+
+
+def test_affinity_labels_from_low_and_high_alpha_maps() -> None:
+    la = torch.tensor([[0, 1, 1], [0, 2, 255], [3, 3, 0]])
+    ha = torch.tensor([[0, 0, 1], [1, 2, 2], [3, 255, 3]])
+    expected = [[0, 0, 1], [255, 2, 255], [3, 255, 255]]
+    # (0,1): la says fg but ha says bg -> bg wins; (1,0): la bg, ha fg -> unconfident;
+    # padding in either map -> ignored
+    assert affinity_labels(la, ha).tolist() == expected
+
+
+def test_pair_sets_match_a_brute_force_count() -> None:
+    gen = torch.Generator().manual_seed(0)
+    labels = torch.randint(0, 3, (1, 6, 10), generator=gen)
+    labels[0, 2, 3] = 255
+    bg, fg, neg = affinity_label_pairs(labels, 5)
+    src, dst = pair_indices(6, 10, 5)
+    flat = labels.flatten()
+    counts = [0, 0, 0]
+    for n in range(src.numel()):
+        for k in range(dst.shape[0]):
+            a, b = int(flat[src[n]]), int(flat[dst[k, n]])
+            if 255 in (a, b):
+                continue
+            counts[0 if a == b == 0 else 1 if a == b else 2] += 1
+    assert [int(bg.sum()), int(fg.sum()), int(neg.sum())] == counts
+    assert int((bg + fg + neg).max()) == 1  # the sets are disjoint
+
+
+def test_affinity_and_loss_hand_computed() -> None:
+    feats = torch.zeros(1, 2, 5, 9)
+    feats[0, :, :, 6:] = 1.0  # right part differs by 1 in every channel
+    aff = affinity(feats, 5)
+    _, dst = pair_indices(5, 9, 5)
+    cross = (dst[:, 0] % 9) >= 6  # the one from-pixel (0,4) sits in the left part
+    assert torch.allclose(aff[0, cross, 0], torch.full((int(cross.sum()),), math.exp(-1.0)))
+    assert torch.allclose(aff[0, ~cross, 0], torch.ones(int((~cross).sum())))
+    a = torch.tensor([[[0.5, 0.9, 0.2]]])
+    bg, fg, neg = (torch.tensor([[[1.0, 0, 0]]]), torch.tensor([[[0, 1.0, 0]]]),
+                   torch.tensor([[[0, 0, 1.0]]]))
+    out = affinity_loss(a, bg, fg, neg)
+    expected = -math.log(0.5 + EPS) / 4 - math.log(0.9 + EPS) / 4 - math.log(0.8 + EPS) / 2
+    assert out["loss"].item() == pytest.approx(expected, rel=1e-4)
+
+
+def test_downsample_labels_majority_and_padding() -> None:
+    lab = torch.full((1, 16, 24), 255)
+    lab[0, :, :8] = 1
+    lab[0, :, 8:16] = 2
+    lab[0, :3, 8:16] = 3  # minority (3 of 8 rows) inside the middle cell
+    lab[0, 8:, 8:16] = 4
+    assert downsample_labels(lab, 8, 21).tolist() == [[[1, 2, 255], [1, 4, 255]]]
+
+
+# ------------------------------------------------------------------------- random walk
+def _two_region_affinity(h: int = 6, w: int = 12) -> torch.Tensor:
+    region = torch.zeros(h, w, dtype=torch.long)
+    region[:, w // 2:] = 1
+    src, dst = pair_indices(h, w, 5)
+    flat = region.flatten()
+    return (flat[src][None] == flat[dst]).float() * 0.9  # 0.9 inside a region, 0 across
+
+
+def test_transition_matrix_is_column_stochastic() -> None:
+    aff = _two_region_affinity()
+    for dense in (True, False):
+        a = affinity_matrix(aff, 6, 12, 5, beta=8, dense=dense)
+        t = transition_matrix(a)
+        a, t = (a, t) if dense else (a.to_dense(), t.to_dense())
+        assert torch.equal(a, a.T) and torch.equal(a.diagonal(), torch.ones(72))
+        assert a.max() == 1 and a[a < 1].max() == pytest.approx(0.9 ** 8)  # affinity^beta
+        assert torch.allclose(t.sum(dim=0), torch.ones(72), atol=1e-6)
+
+
+def test_random_walk_spreads_inside_a_region_not_across_a_zero_boundary() -> None:
+    aff = _two_region_affinity()
+    scores = torch.zeros(2, 6, 12)
+    scores[1, 2, 1] = 1.0  # one seed pixel in the left region
+    # as in the reference, a few corner pixels are in no pair (row 0, columns < r - 1): they
+    # keep their own score
+    linked = (affinity_matrix(aff, 6, 12).sum(dim=0) > 1).view(6, 12)
+    assert linked[:, :6].sum() >= 25
+    for dense in (True, False):
+        out = random_walk(scores, aff, 6, 12, beta=8, log_t=8, dense=dense)
+        assert (out[1, :, :6][linked[:, :6]] > 1e-4).all()  # spread over the left region
+        assert torch.equal(out[1, :, 6:], torch.zeros(6, 6))  # nothing crossed the boundary
+        assert torch.allclose(out[0], torch.zeros(6, 12))
+    ones = random_walk(torch.ones(1, 6, 12), aff, 6, 12)  # averages keep constants
+    assert torch.allclose(ones, torch.ones(1, 6, 12), atol=1e-5)
+    dense = random_walk(scores, aff, 6, 12, dense=True)
+    assert torch.allclose(dense, random_walk(scores, aff, 6, 12, dense=False), atol=1e-5)
+
+
+def test_propagate_cams_gives_a_pseudo_mask_of_the_seeded_region() -> None:
+    aff = _two_region_affinity()
+    cams = torch.zeros(20, 45, 90)  # 45x90 image -> padded 48x96 -> 6x12 grid
+    cams[6, :, :30] = 1.0           # class 7 on 30 of the 48 columns of the left region
+    mask = propagate_cams(cams, aff, (6, 12))
+    assert mask.shape == (45, 90)
+    assert set(mask.unique().tolist()) == {0, 7}
+    assert (cam_prediction(cams[None])[0, :, 34:40] == 0).all()  # not covered by the CAM ...
+    assert (mask[:, :40] == 7).all()               # ... but reached by the walk inside the region
+    assert (mask[:, 56:] == 0).all()               # and nothing crosses the zero-affinity edge
+
+
+# ----------------------------------------------------------------------------- dense CRF
+def test_dense_crf_refines_scores_to_image_edges() -> None:
+    if not crf_available():
+        pytest.skip("pydensecrf2 not installed (pip install '.[crf]')")
+    image = np.zeros((24, 32, 3), dtype=np.uint8)
+    image[:, 16:] = 255  # right half white
+    cams = np.zeros((20, 24, 32), dtype=np.float32)
+    cams[4, :, 12:] = 0.9  # a CAM leaking 4 px over the edge
+    labels = np.zeros(20)
+    labels[4] = 1
+    la = crf_label_map(image, cams, labels, alpha=4)
+    assert set(np.unique(la).tolist()) <= {0, 5}
+    assert (la[:, 17:] == 5).all() and (la[:, :11] == 0).all()
+    q = dense_crf(image, np.stack([np.full((24, 32), 0.5), cams[4] + 0.01]))
+    assert np.allclose(q.sum(axis=0), 1.0, atol=1e-4)
+
+
+def test_missing_crf_package_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "pydensecrf", None)
+    monkeypatch.setitem(sys.modules, "pydensecrf.densecrf", None)
+    with pytest.raises(ImportError, match=r"\.\[crf\]"):
+        dense_crf(np.zeros((4, 4, 3), np.uint8), np.ones((2, 4, 4), np.float32))
+
+
+# ---------------------------------------------------------------------- image-level labels
+def _tiny_voc(root: Path, masks: dict[str, np.ndarray]) -> Path:
+    (root / "JPEGImages").mkdir(parents=True)
+    (root / "SegmentationClass").mkdir()
+    (root / "ImageSets" / "Segmentation").mkdir(parents=True)
+    for name, mask in masks.items():
+        rgb = np.random.default_rng(0).integers(0, 255, (*mask.shape, 3), dtype=np.uint8)
+        Image.fromarray(rgb).save(root / "JPEGImages" / f"{name}.jpg")
+        Image.fromarray(mask.astype(np.uint8)).save(root / "SegmentationClass" / f"{name}.png")
+    (root / "ImageSets" / "Segmentation" / "train.txt").write_text("\n".join(masks) + "\n")
+    return root
+
+
+def test_image_labels_from_masks_are_cached_and_bad_masks_named(tmp_path: Path) -> None:
+    mask = np.zeros((16, 24), np.uint8)
+    mask[2:6, 2:6] = 15
+    mask[8:, 8:] = 3
+    mask[0, :] = 255
+    root = _tiny_voc(tmp_path / "VOC2012", {"a": mask, "b": np.zeros((16, 24), np.uint8)})
+    y = image_label_from_mask(mask)
+    assert y.shape == (20,) and np.flatnonzero(y).tolist() == [2, 14]
+    ds = VOCSegmentation(root, "train")
+    cache = tmp_path / "cache" / "labels.npz"
+    table = load_image_labels(ds, cache)
+    assert cache.is_file() and not list(cache.parent.glob(".*tmp"))
+    assert np.array_equal(table["a"], y) and table["b"].sum() == 0
+    Image.fromarray(np.full((16, 24), 30, np.uint8)).save(root / "SegmentationClass" / "a.png")
+    assert np.array_equal(load_image_labels(ds, cache)["a"], y)  # served from the cache
+    with pytest.raises(ValueError, match=r"SegmentationClass/a\.png"):
+        load_image_labels(ds, None)
+    cache.write_bytes(b"not a zip")
+    with pytest.raises(ValueError, match="labels.npz"):
+        load_image_labels(ds, cache)
+
+
+def test_image_label_datamodule_batches(data_dir: Path, tmp_path: Path) -> None:
+    dm = ImageLabelDataModule(name="synthetic_voc", root=str(data_dir / "synthetic_voc" / "VOC2012"),
+                              num_classes=21, train_transforms={"crop_size": [32, 32]},
+                              batch_size=4, cache_dir=str(tmp_path / "cache"))
+    dm.setup("fit")
+    batch = next(iter(dm.train_dataloader()))
+    assert batch["image"].shape == (4, 3, 32, 32)
+    assert batch["class_labels"].shape == (4, 20) and batch["class_labels"].dtype == torch.float32
+    for y, lab in zip(batch["class_labels"], batch["label"]):
+        present = set(lab.unique().tolist()) - {0, 255}
+        assert present <= {int(c) + 1 for c in torch.nonzero(y).flatten()}
+    assert len(list((tmp_path / "cache").glob("*.npz"))) == 2  # train and val tables
+
+
+# ------------------------------------------------------------------------------ models
+def test_resnet38_stride_frozen_parts_and_weight_file(tmp_path: Path) -> None:
+    net = ResNet38(width=1 / 16)
+    taps = net.forward_taps(torch.randn(1, 3, 36, 44))
+    assert [t.shape[1] for t in taps] == list(net.tap_channels)
+    assert all(t.shape[-2:] == (5, 6) for t in taps)  # ceil(36/8), ceil(44/8)
+    net.train()
+    assert not net.bn7.training and net.b7.dropout_2b1.training
+    assert not any(p.requires_grad for p in net.b2_1.parameters())
+    assert net.b3.conv_branch2a.weight.requires_grad and not net.b3.bn_branch2a.weight.requires_grad
+    path = tmp_path / "r38.pth"
+    torch.save({"state_dict": {f"module.{k}": v for k, v in net.state_dict().items()}}, path)
+    other = ResNet38(width=1 / 16, weights=str(path))
+    assert torch.equal(other.conv1a.weight, net.conv1a.weight)
+    with pytest.raises(FileNotFoundError, match="missing.pth"):
+        ResNet38(width=1 / 16, weights=str(tmp_path / "missing.pth"))
+    with pytest.raises(ValueError, match="r38.pth"):
+        ResNet38(width=1 / 8, weights=str(path))
+
+
+def _cam_module(**kwargs) -> SSENetCAM:
+    net = CAMNet(TimmCAMTrunk("resnet18", frozen_levels=0, freeze_bn=False), num_classes=21)
+    return SSENetCAM(net, 21, **kwargs)
+
+
+def test_ssenet_loss_terms_and_plain_cam_switch() -> None:
+    torch.manual_seed(0)
+    batch = {"image": torch.randn(2, 3, 64, 64),
+             "class_labels": torch.tensor([[1.0] + [0.0] * 19, [0.0] * 5 + [1.0] + [0.0] * 14])}
+    module = _cam_module().eval()  # no dropout: deterministic forward passes
+    logged = {}
+    module.log = lambda k, v, **kw: logged.__setitem__(k, v)
+    module.log_dict = lambda d, **kw: logged.update(d)
+    loss = module.training_step(batch, 0)
+    assert loss.item() == pytest.approx(0.5 * logged["train/loss_cls"].item()
+                                        + 0.5 * logged["train/loss_cls_small"].item()
+                                        + logged["train/loss_eq"].item(), rel=1e-5)
+    assert logged["train/loss_eq"].item() > 0
+    plain = _cam_module(equivariance=False).eval()
+    plain.load_state_dict(module.state_dict())
+    plain.log, plain.log_dict = module.log, module.log_dict
+    logged.clear()
+    assert plain.training_step(batch, 0).item() == pytest.approx(
+        logged["train/loss_cls"].item()) and "train/loss_eq" not in logged
+
+
+def test_four_parameter_groups_put_weight_decay_in_its_slot() -> None:
+    from leseg.methods.ssenet import build_four_group_optimizer
+
+    net = CAMNet(ResNet38(width=1 / 16, freeze_bn=False), num_classes=21)  # BN biases train
+    net.head.classifier.bias = torch.nn.Parameter(torch.zeros(20))  # give the head a bias too
+    groups = {g["name"]: g for g in four_param_groups(net, ("head.",), 0.01, 5e-4)}
+    assert [groups[n]["lr"] for n in ("pretrained_weight", "pretrained_bias", "new_weight",
+                                      "new_bias")] == pytest.approx([0.01, 0.02, 0.1, 0.2])
+    assert groups["pretrained_weight"]["weight_decay"] == 5e-4
+    assert groups["new_bias"]["weight_decay"] == 0.0 and groups["pretrained_bias"]["weight_decay"] == 0
+    frozen = {id(p) for p in net.backbone.b2.parameters()}
+    assert not frozen & {id(p) for g in groups.values() for p in g["params"]}
+    assert id(net.backbone.bn7.bias) in {id(p) for p in groups["pretrained_bias"]["params"]}
+    bn_frozen = CAMNet(ResNet38(width=1 / 16), num_classes=21)  # reference: BN frozen, no biases
+    assert [g["name"] for g in four_param_groups(bn_frozen, ("head.",), 0.01, 5e-4)] == [
+        "pretrained_weight", "new_weight"]
+    opt = build_four_group_optimizer(net, ("head.",), {"lr": 0.01, "momentum": 0.9,
+                                                       "weight_decay": 5e-4})
+    assert all(g["momentum"] == 0.9 for g in opt.param_groups)  # not the reference's 5e-4
+
+
+def test_affinitynet_step_and_missing_crf_maps() -> None:
+    torch.manual_seed(0)
+    model = AffinityNet(AffinityNetModel(ResNet38(width=1 / 16)))
+    la = torch.zeros(2, 48, 80, dtype=torch.long)
+    la[:, 8:32, 8:32] = 3
+    ha = la.clone()
+    ha[:, 6:34, 6:34] = 3  # a ring that is fg under high alpha only: unconfident
+    model.log = model.log_dict = lambda *a, **k: None
+    loss = model.training_step({"image": torch.randn(2, 3, 48, 80), "crf_la": la, "crf_ha": ha}, 0)
+    assert torch.isfinite(loss) and loss.item() > 0
+    loss.backward()
+    assert model.net.head.fuse.weight.grad.abs().sum() > 0
+    with pytest.raises(KeyError, match="data.crf_dir"):
+        model.training_step({"image": torch.randn(1, 3, 48, 48)}, 0)
+
+
+# ------------------------------------------------------------------------------ stages
+def test_runner_skips_finished_items_and_never_leaves_partial_files(tmp_path: Path) -> None:
+    calls = []
+
+    def work(name: str) -> dict:
+        calls.append(name)
+        return {"x": np.full(3, len(name))}
+
+    out = tmp_path / "out"
+    first = run_items(["a", "bb"], lambda n: out / f"{n}.npz", work, save_npz)
+    assert first.done == ["a", "bb"] and first.skipped == []
+    again = run_items(["a", "bb", "ccc", "dddd"], lambda n: out / f"{n}.npz", work, save_npz,
+                      workers=2)
+    assert again.skipped == ["a", "bb"] and sorted(again.done) == ["ccc", "dddd"]
+    assert calls == ["a", "bb"]  # the new items ran in the worker processes
+    assert sorted(p.name for p in out.iterdir()) == ["a.npz", "bb.npz", "ccc.npz", "dddd.npz"]
+    with np.load(out / "dddd.npz") as data:
+        assert data["x"].tolist() == [4, 4, 4]
+
+
+_INTERRUPTED = textwrap.dedent("""
+    import sys, time, numpy as np
+    from pathlib import Path
+    from leseg.stages.runner import run_items
+    from leseg.utils.io import atomic_write
+    out = Path(sys.argv[1])
+    def slow_save(path, content):
+        with atomic_write(path) as f:
+            f.write(b"x" * 10)
+            if path.name == "b.npz":
+                print("writing", flush=True)
+                time.sleep(60)   # killed here, mid-write
+            f.write(b"y")
+    run_items(["a", "b", "c"], lambda n: out / f"{n}.npz", lambda n: None, slow_save)
+""")
+
+
+def test_cam_stage_interrupted_mid_write_leaves_no_partial_file(tmp_path: Path) -> None:
+    out = tmp_path / "cams"
+    env = {**os.environ, "PYTHONPATH": str(REPO / "src")}
+    proc = subprocess.Popen([sys.executable, "-c", _INTERRUPTED, str(out)], env=env,
+                            stdout=subprocess.PIPE, text=True)
+    assert proc.stdout.readline().strip() == "writing"
+    proc.send_signal(signal.SIGINT)  # KeyboardInterrupt inside the atomic write
+    proc.wait(timeout=30)
+    assert sorted(p.name for p in out.iterdir()) == ["a.npz"]  # no b.npz, no temporary left
+    assert (out / "a.npz").read_bytes() == b"x" * 10 + b"y"
+
+
+def _cam_stage(module, root: Path, out: Path, calls: list) -> stages.StageResult:
+    original = type(module).cams
+
+    def counting(images, labels, scales, flip):
+        calls.append(images.shape)
+        return original(module, images, labels, scales, flip)
+
+    module.cams = counting
+    ds = stages.open_dataset(root, "train")
+    return stages.run_cams(module, ds, out, scales=(0.5,), flip=False)
+
+
+def test_cam_stage_rerun_skips_finished_images(data_dir: Path, tmp_path: Path) -> None:
+    root = data_dir / "synthetic_voc" / "VOC2012"
+    module, calls = _cam_module(), []
+    out = tmp_path / "cams"
+    first = _cam_stage(module, root, out, calls)
+    assert len(first.done) == 8 and len(calls) == 8
+    cams, labels = stages.read_cams(out / f"{first.done[0]}.npz")
+    assert cams.shape[0] == 20 and cams.max() <= 1.0 and (cams[labels == 0] == 0).all()
+    (out / f"{first.done[3]}.npz").unlink()
+    before = {p.name: p.stat().st_mtime_ns for p in out.iterdir()}
+    second = _cam_stage(module, root, out, calls)
+    assert second.done == [first.done[3]] and len(second.skipped) == 7 and len(calls) == 9
+    assert all(before[n] == (out / n).stat().st_mtime_ns for n in before)
+
+
+# --------------------------------------------------------------- pipeline on real VOC frames
+def _overrides(tmp_path: Path, root: Path, method: str, model: str, out: str) -> list[str]:
+    return ["data=voc_image_labels", f"model={model}", f"method={method}", "trainer=cpu",
+            "logger=none", "~callbacks.progress_bar", "~callbacks.model_summary",
+            "~callbacks.image_logger", "trainer.max_epochs=1", "trainer.limit_train_batches=1",
+            "trainer.limit_val_batches=1", "trainer.num_sanity_val_steps=0",
+            "trainer.enable_progress_bar=false", "trainer.enable_model_summary=false",
+            f"data.root={root}", "data.train_set=train", "data.batch_size=2",
+            "data.num_workers=0", "data.persistent_workers=false", "data.pin_memory=false",
+            "++data.max_val_samples=1", "data.train_transforms.crop_size=[96,96]",
+            "data.train_transforms.scale_range=[0.3,0.4]", "test=false",
+            "model.trunk._target_=leseg.models.resnet38.TimmCAMTrunk",
+            "+model.trunk.name=resnet18", "~model.trunk.width", "~model.trunk.frozen",
+            "+model.trunk.frozen_levels=0", "model.trunk.freeze_bn=false",
+            "callbacks.model_checkpoint.monitor=null", "extras.print_config=false",
+            f"paths.data_dir={tmp_path}"]
+
+
+def test_pipeline_end_to_end_on_real_voc_sample_frames(tmp_path: Path) -> None:
+    from leseg.data.datamodules import VOCDataModule
+    from leseg.tasks.train import train
+
+    root = sample_data("voc_sample", "VOC2012")
+    cam_cfg = compose_cfg("train", _overrides(tmp_path, root, "ssenet_cam", "cam_resnet38", "cam")
+                          + ["method.val_scales=[0.25]"], tmp_path / "cam")
+    metrics, objects = train(cam_cfg)
+    assert objects["trainer"].global_step == 1 and 0.0 <= metrics["val/mIoU"] <= 1.0
+    cam_ckpt = tmp_path / "cam" / "checkpoints" / "last.ckpt"
+    common = ["--root", str(root), "--split", "train", "--cache-dir", str(tmp_path / "cache")]
+    w = tmp_path / "work"
+    assert stages.main(["cams", *common, "--ckpt", str(cam_ckpt), "--out", str(w / "cams"),
+                        "--scales", "0.25", "--no-flip", "--device", "cpu"])["done"] == 4
+    crf = [] if crf_available() else ["--no-crf"]
+    assert stages.main(["crf", *common, "--cams", str(w / "cams"), "--out", str(w / "crf"),
+                        "--workers", "2", *crf])["done"] == 4
+    aff_cfg = compose_cfg("train", _overrides(tmp_path, root, "affinitynet", "aff_resnet38", "aff")
+                          + [f"data.crf_dir={w / 'crf'}", "trainer.limit_val_batches=0"],
+                          tmp_path / "aff")
+    _, objects = train(aff_cfg)
+    assert objects["trainer"].global_step == 1
+    aff_ckpt = tmp_path / "aff" / "checkpoints" / "last.ckpt"
+    assert stages.main(["random_walk", *common, "--ckpt", str(aff_ckpt), "--cams",
+                        str(w / "cams"), "--out", str(w / "pseudo"), "--device", "cpu",
+                        "--log-t", "4"])["done"] == 4
+    result = stages.main(["evaluate", *common, "--masks", str(w / "pseudo"),
+                          "--json", str(w / "rw.json")])
+    assert 0.0 <= result["mIoU"] <= 1.0 and (w / "rw.json").is_file()
+    cam_result = stages.main(["evaluate", *common, "--cams", str(w / "cams")])
+    assert 0.0 <= cam_result["mIoU"] <= 1.0
+    for path in (w / "pseudo").iterdir():
+        cams, labels = stages.read_cams(w / "cams" / f"{path.stem}.npz")
+        values = set(np.unique(np.array(Image.open(path))).tolist())
+        assert values <= {0} | {int(c) + 1 for c in np.flatnonzero(labels)}
+    # the pseudo-masks are training labels of the supervised stage (data.label_dir)
+    dm = VOCDataModule(name="voc", root=str(root), num_classes=21, label_dir=str(w / "pseudo"),
+                       train_set="train")
+    dm.setup("fit")
+    assert dm.train_dataset[0]["label"].max() <= 20
