@@ -146,3 +146,70 @@ def test_every_model_config_builds_a_working_segmentor() -> None:
                 assert out.shape == (1, cfg.model.num_classes, 32, 64), name
     finally:
         GlobalHydra.instance().clear()
+
+
+def test_aux_head_reads_layer3_and_representation_head_shares_the_fused_feature() -> None:
+    from leseg.models.heads import FCNAuxHead
+
+    aux = FCNAuxHead(CHANNELS, K, channels=8)
+    assert aux.block[0][0].in_channels == 32  # level -2
+    assert aux(pyramid()).shape == (2, K, 4, 3)
+
+    torch.manual_seed(0)
+    head = DeepLabV3PlusHead(CHANNELS, K, channels=16, representation_channels=6).eval()
+    feats = pyramid(batch=1)
+    logits, rep = head.forward_with_representation(feats)
+    assert logits.shape == (1, K, 16, 12) and rep.shape == (1, 6, 16, 12)
+    assert torch.equal(logits, head(feats))  # the representation branch leaves logits alone
+    # the branch reads concat(ASPP, low-level projection), as U2PL's representation head
+    assert head.representation[0][0].in_channels == 16 + 48
+    with pytest.raises(RuntimeError, match="representation_channels > 0"):
+        DeepLabV3PlusHead(CHANNELS, K, channels=16).forward_with_representation(feats)
+    with pytest.raises(ValueError, match="representation_channels must be >= 0"):
+        DeepLabV3PlusHead(CHANNELS, K, representation_channels=-1)
+
+
+def test_segmentor_forward_train_returns_aux_and_representations() -> None:
+    from leseg.models.heads import FCNAuxHead
+
+    net = Segmentor(build_backbone("resnet18", output_stride=16),
+                    functools.partial(DeepLabV3PlusHead, channels=16, representation_channels=8),
+                    num_classes=K, aux_head=functools.partial(FCNAuxHead, channels=8)).eval()
+    x = torch.randn(1, 3, 64, 48)
+    out = net.forward_train(x, representation=True)
+    assert out["logits"].shape == out["aux"].shape == (1, K, 64, 48)
+    assert out["rep"].shape == (1, 8, 16, 12)  # stride 4, the decoder's resolution
+    assert torch.equal(out["logits"], net(x)) and net.has_representation
+    assert set(net.forward_train(x)) == {"logits", "aux"}
+    plain = Segmentor(build_backbone("resnet18", output_stride=16),
+                      functools.partial(DeepLabV3PlusHead, channels=16), num_classes=K)
+    with pytest.raises(RuntimeError, match="model.head.representation_channels"):
+        plain.forward_train(x, representation=True)
+
+
+def test_supervised_loss_adds_the_weighted_auxiliary_criterion() -> None:
+    import torch.nn.functional as F
+
+    from leseg.methods.supervised import SupervisedSegmentation
+    from leseg.models.heads import FCNAuxHead
+
+    torch.manual_seed(0)
+    net = Segmentor(build_backbone("resnet18", output_stride=16),
+                    functools.partial(DeepLabV3PlusHead, channels=16), num_classes=K,
+                    aux_head=functools.partial(FCNAuxHead, channels=8))
+    module = SupervisedSegmentation(net, K, aux_weight=0.4)
+    x, y = torch.randn(2, 3, 32, 32), torch.randint(0, K, (2, 32, 32))
+    y[:, :4] = 255
+    torch.manual_seed(1)
+    out = module.student_outputs(x)
+    loss, aux = module.labeled_loss(out, y)
+    expected_aux = F.cross_entropy(out["aux"], y, ignore_index=255)
+    assert aux.item() == pytest.approx(expected_aux.item(), rel=1e-5)
+    assert loss.item() == pytest.approx((F.cross_entropy(out["logits"], y, ignore_index=255)
+                                  + 0.4 * expected_aux).item(), rel=1e-5)
+    plain = Segmentor(build_backbone("resnet18", output_stride=16),
+                      functools.partial(DeepLabV3PlusHead, channels=16), num_classes=K)
+    with pytest.raises(ValueError, match="needs an auxiliary head: set model.aux_head"):
+        SupervisedSegmentation(plain, K, aux_weight=0.4)
+    with pytest.raises(ValueError, match="method.sup_loss='focal' is not one of"):
+        SupervisedSegmentation(plain, K, sup_loss="focal")

@@ -170,13 +170,16 @@ def test_prior_is_estimated_from_label_maps_and_unseen_classes_get_the_mean() ->
 
 
 def test_configuration_errors_name_the_key() -> None:
-    with pytest.raises(NotImplementedError, match="contrastive=u2pl needs pixel representations"):
+    with pytest.raises(ValueError, match="contrastive=u2pl needs pixel representations.*"
+                                         "representation_channels"):
         S4MC(_pixel_net(), num_classes=K, contrastive="u2pl")
+    with pytest.raises(ValueError, match="method.u2pl has unknown keys \\['num_anchors'\\]"):
+        S4MC(_pixel_net(), num_classes=K, u2pl={"num_anchors": 3})
     with pytest.raises(ValueError, match="method.mix='mixup' is not one of"):
         S4MC(_pixel_net(), num_classes=K, mix="mixup")
     with pytest.raises(ValueError, match="method.mix_prob"):
         S4MC(_pixel_net(), num_classes=K, mix_prob=1.5)
-    with pytest.warns(UserWarning, match="no auxiliary head, so the auxiliary loss is skipped"):
+    with pytest.raises(ValueError, match="aux_weight=0.4 needs an auxiliary head: set model.aux_head"):
         S4MC(_pixel_net(), num_classes=K, aux_weight=0.4)
     with pytest.raises(ValueError, match="expects batches {'labeled'"):
         _module().training_step({"image": torch.zeros(1, 3, 2, 2)}, 0)
@@ -230,6 +233,53 @@ def test_synthetic_city_semi_and_supervised_twin_run(make_train_cfg) -> None:
     _, objects = train(make_train_cfg("synthetic_city", overrides=common + (
         "data.labeled_only=true",), out="twin"))
     assert objects["trainer"].global_step == 1  # the same number of steps, labeled batches only
+
+
+def test_u2pl_contrastive_and_aux_head_train_on_synthetic_voc(make_train_cfg) -> None:
+    aux = ("+model.aux_head={_target_: leseg.models.heads.FCNAuxHead, _partial_: true, "
+           "in_index: -2, channels: 16}")
+    cfg = make_train_cfg("synthetic_voc", overrides=S4MC_TINY + (
+        "method.contrastive=u2pl", "method.u2pl.num_queries=8", "method.u2pl.num_negatives=4",
+        "method.u2pl.queue_size=64", "method.u2pl.background_queue_size=96",
+        "method.sup_loss=ohem", "method.ohem_min_kept=100", "method.aux_weight=0.4", aux,
+        "test=false"))
+    assert cfg.model.head.representation_channels == 256  # built because contrastive=u2pl
+    metrics, objects = train(cfg)
+    model = objects["model"]
+    assert model.net.aux_head is not None and model.net.has_representation
+    for key in ("train/loss_aux", "train/loss_contrastive", "train/loss_unsup"):
+        assert key in metrics and torch.isfinite(torch.as_tensor(metrics[key])), key
+    # the queues were filled (capacity-bounded) and are saved with the module
+    lengths = [model.queues.length(c) for c in range(model.num_classes)]
+    assert sum(lengths) > 0 and lengths[0] <= 96 and max(lengths[1:]) <= 64
+    assert "queues.queue_0" in model.state_dict()
+
+
+def test_contrastive_term_gets_gradient_through_the_representation_head() -> None:
+    from leseg.models.backbones import build_backbone
+    from leseg.models.heads import DeepLabV3PlusHead
+    from leseg.models.segmentor import Segmentor
+
+    torch.manual_seed(0)
+    net = Segmentor(build_backbone("resnet18", output_stride=16),
+                    lambda **kw: DeepLabV3PlusHead(channels=16, representation_channels=8, **kw),
+                    num_classes=K)
+    module = S4MC(net, num_classes=K, prior=[0.9, 0.9, 0.9], contrastive="u2pl", mix_prob=1.0,
+                  u2pl={"num_queries": 4, "num_negatives": 2, "queue_size": 50,
+                        "background_queue_size": 50, "anchor_prob_thresh": 0.0,
+                        "low_entropy_threshold": 50.0})
+    g = torch.Generator().manual_seed(0)
+    labeled = {"image": torch.randn(2, 3, 32, 32, generator=g),
+               "label": torch.randint(0, K, (2, 32, 32), generator=g)}
+    unlabeled = {"image": torch.randn(2, 3, 32, 32, generator=g),
+                 "valid": torch.ones(2, 32, 32, dtype=torch.bool)}
+    module.train()
+    _losses(module, labeled, unlabeled, progress=0.0)  # fills the queues
+    out = _losses(module, labeled, unlabeled, progress=0.0)
+    assert out["loss_contrastive"] is not None and out["loss_contrastive"] > 0
+    rep_weight = net.head.representation[-1].weight
+    grad, = torch.autograd.grad(out["loss_contrastive"], rep_weight)
+    assert grad.abs().sum() > 0
 
 
 def _real_overrides(tmp_path: Path, data: str, root: Path, crop: str) -> list[str]:

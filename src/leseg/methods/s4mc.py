@@ -23,7 +23,14 @@ gives the step-by-step reference this module follows. One training step, on a la
    linearly from 100 − P % to 0 over training (``dpa_schedule`` epoch as the reference, or step);
    pixels whose *refined* margin is ≤ threshold, and padded pixels, are ignored; the class stays ŷ;
 8. L_u = U2PL-rescaled CE on the kept pixels (all valid / kept · mean CE);
-9. L = L_sup + ``unsup_weight`` · L_u; after the optimiser step the
+9. optional U2PL contrastive term L_c (``contrastive="u2pl"``, METHODS.md §3(c) step 9): student
+   representations of labeled and mixed unlabeled pixels against the train-mode teacher's, with
+   per-class memory queues of unreliable negatives
+   (:func:`~leseg.components.contrastive.u2pl_contrastive_loss`); reliable / unreliable unlabeled
+   pixels are the α_t % lowest / highest teacher entropies, α_t falling from 20 % to 0;
+10. L = L_sup + ``aux_weight`` · L_aux + ``unsup_weight`` · L_u + ``contrastive_weight`` · L_c,
+   where L_aux is the supervised criterion on the auxiliary head (Cityscapes 0.4); after the
+   optimiser step the
    :class:`~leseg.callbacks.ema.EMATeacher` callback (returned by :meth:`configure_callbacks`)
    averages the student into the teacher with α_k = min(1 − 1/(k + 1), ``ema_alpha``).
 
@@ -31,14 +38,17 @@ Padded unlabeled pixels never reach a loss: they are excluded from the percentil
 and the rescaling count, and their teacher probabilities are zeroed before the refinement, so for
 their neighbours they act like the image border (zero padding, as in the reference).
 
-Deviations and gaps, stated: the teacher is evaluated (validation, test, eval.py) as soon as the
-warm-up is over — the student before; U2PL's contrastive term (``contrastive="u2pl"``) needs pixel
-representations that :class:`~leseg.models.segmentor.Segmentor` does not return, so it raises
-``NotImplementedError``; an auxiliary-head loss (``aux_weight``) is skipped with a warning for the
-same reason (the segmentor has no auxiliary head). Fixed reference bugs (METHODS.md §3(g)): a full
-epoch of iterations (not one), and CutMix never pairs an image with itself.
+The teacher is evaluated (validation, test, eval.py) as soon as the warm-up is over — the student
+before. The contrastive term needs a segmentor whose head returns representations
+(``model.head.representation_channels=256``) and the auxiliary loss one with an auxiliary head
+(``model.aux_head``); both are checked at construction. The teacher probabilities and labels the
+contrastive term uses are brought to the representation's resolution (stride 4) by bilinear / nearest
+resampling of the full-resolution maps (U2PL reads its decoder's low-resolution softmax directly).
+Fixed reference bugs (METHODS.md §3(g)): a full epoch of iterations (not one), and CutMix never
+pairs an image with itself.
 
-Logged: ``train/loss``, ``train/loss_sup``, ``train/loss_unsup``, ``train/pseudo_keep_ratio``
+Logged: ``train/loss``, ``train/loss_sup``, ``train/loss_unsup``, ``train/loss_aux`` and
+``train/loss_contrastive`` (when enabled), ``train/pseudo_keep_ratio``
 (kept / valid unlabeled pixels), ``train/dpa_threshold`` (τ), ``train/dpa_drop_percent`` (α).
 """
 
@@ -47,43 +57,73 @@ from __future__ import annotations
 import copy
 import math
 import random
-import warnings
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 import torch
+import torch.distributed as dist
+import torch.nn.functional as F
 from lightning.pytorch import Callback
 from torch import nn
 
 from leseg.callbacks.ema import EMATeacher
-from leseg.components.losses import cross_entropy
+from leseg.components.contrastive import (
+    ClassMemoryQueues,
+    entropy_reliability_masks,
+    u2pl_contrastive_loss,
+    u2pl_entropy_percent,
+    u2pl_queue_sizes,
+)
 from leseg.components.mixing import apply_mix, classmix_masks, cutmix_masks, partner_indices
-from leseg.components.ohem import ohem_cross_entropy
 from leseg.components.pseudo_labels import (
     DEFAULT_BETA,
     neighbour_prior,
     rescaled_unsup_ce,
     s4mc_pseudo_labels,
 )
-from leseg.methods.base import SegmentationModule
+from leseg.methods.supervised import SupervisedSegmentation, choice
 from leseg.utils.logging import get_logger
 
 log = get_logger(__name__)
 
-SUP_LOSSES = ("ce", "ohem")
 MIXES = ("cutmix", "classmix", "none")
 DPA_SCHEDULES = ("epoch", "step")
 CONTRASTIVE = ("none", "u2pl")
+#: U2PL's contrastive hyper-parameters (METHODS.md §3(c) step 9; U2PL VOC config).
+U2PL_DEFAULTS: dict[str, Any] = {
+    "num_queries": 256,              # anchors per class
+    "num_negatives": 50,             # negatives per anchor
+    "temperature": 0.5,
+    "anchor_prob_thresh": 0.3,       # δ_p: teacher probability of c for an anchor
+    "negative_prob_thresh": 1.0,     # δ_n: no constraint
+    "low_rank": 3,                   # unreliable pixel is a negative of its 4th-20th classes
+    "high_rank": 20,
+    "low_entropy_threshold": 20.0,   # α_0 %: reliable / unreliable share, falling to 0
+    "queue_size": 30000,             # per class; class 0 (background) gets background_queue_size
+    "background_queue_size": 50000,
+}
 
 
-def _choice(value: str, allowed: tuple[str, ...], key: str) -> str:
-    value = str(value).lower()
-    if value not in allowed:
-        raise ValueError(f"{key}={value!r} is not one of {allowed}")
-    return value
+def _gather_keys(keys: torch.Tensor) -> torch.Tensor:
+    """All-gather (N_r, D) keys of every rank (different N_r) into one (ΣN_r, D) tensor.
+
+    The identity outside an initialised process group with more than one rank. Used so that all
+    ranks enqueue the same keys and keep identical memory queues (as U2PL does).
+    """
+    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
+        return keys
+    count = torch.tensor([keys.shape[0]], device=keys.device)
+    counts = [torch.zeros_like(count) for _ in range(dist.get_world_size())]
+    dist.all_gather(counts, count)
+    largest = int(max(int(c) for c in counts))
+    padded = keys.new_zeros(largest, keys.shape[1])
+    padded[: keys.shape[0]] = keys
+    gathered = [torch.zeros_like(padded) for _ in counts]
+    dist.all_gather(gathered, padded)
+    return torch.cat([g[: int(c)] for g, c in zip(gathered, counts, strict=True)])
 
 
-class S4MC(SegmentationModule):
+class S4MC(SupervisedSegmentation):
     """S4MC mean-teacher training (module docstring); evaluation uses the teacher.
 
     Args:
@@ -91,11 +131,9 @@ class S4MC(SegmentationModule):
             teacher is a deep copy without gradients (attribute ``teacher``).
         num_classes, ignore_index, optimizer, scheduler, inference, class_names, name: see
             :class:`~leseg.methods.base.SegmentationModule`.
-        sup_loss: ``ce`` (VOC) or ``ohem`` (Cityscapes: keep pixels with true-class probability
-            ≤ ``ohem_thresh``, at least ``ohem_min_kept``).
-        ohem_thresh, ohem_min_kept: OHEM parameters (0.7, 100,000).
-        aux_weight: weight of an auxiliary-head CE (Cityscapes 0.4). The segmentor has no
-            auxiliary head, so a value > 0 is skipped with a warning.
+        sup_loss, ohem_thresh, ohem_min_kept, aux_weight: the supervised criterion, as
+            :class:`~leseg.methods.supervised.SupervisedSegmentation` (VOC: ``ce``; Cityscapes:
+            ``ohem`` 0.7 / 100,000 pixels with an auxiliary head at 0.4).
         unsup_weight: weight of L_u (1.0).
         ema_alpha: EMA decay α (0.99); α_k = min(1 − 1/(k + 1), α) after the warm-up.
         ema_copy_buffers: copy the student's BN statistics into the teacher at each update
@@ -118,12 +156,16 @@ class S4MC(SegmentationModule):
         drop_percent: DPA's P in [0, 100] (VOC 60: drop 40 % → 0 %).
         dpa_schedule: ``epoch`` (α from current_epoch / max_epochs, the reference) or ``step``
             (from global_step / total steps; needed for iteration-based runs).
-        contrastive: ``none``; ``u2pl`` raises ``NotImplementedError`` (see module docstring).
+        contrastive: ``none`` or ``u2pl`` (needs a head with representations,
+            ``model.head.representation_channels``).
+        contrastive_weight: weight of L_c (1.0).
+        u2pl: overrides of :data:`U2PL_DEFAULTS` (anchors, negatives, temperature, ranks,
+            entropy share, queue sizes).
 
     Raises:
         ValueError: an unknown choice (names the key and the allowed values), a probability or
-            weight out of range, or a ``prior`` of the wrong length / outside [0, 1].
-        NotImplementedError: ``contrastive="u2pl"``.
+            weight out of range, a ``prior`` of the wrong length / outside [0, 1], an unknown
+            ``u2pl`` key, or a loss the network cannot feed (aux head, representations).
     """
 
     def __init__(
@@ -157,18 +199,26 @@ class S4MC(SegmentationModule):
         drop_percent: float = 60.0,
         dpa_schedule: str = "epoch",
         contrastive: str = "none",
+        contrastive_weight: float = 1.0,
+        u2pl: Mapping[str, Any] | None = None,
     ) -> None:
         super().__init__(net, num_classes, ignore_index, optimizer, scheduler, inference,
-                         class_names, name)
-        self.sup_loss = _choice(sup_loss, SUP_LOSSES, "method.sup_loss")
-        self.mix = _choice(mix, MIXES, "method.mix")
-        self.dpa_schedule = _choice(dpa_schedule, DPA_SCHEDULES, "method.dpa_schedule")
-        self.contrastive = _choice(contrastive, CONTRASTIVE, "method.contrastive")
-        if self.contrastive == "u2pl":
-            raise NotImplementedError(
-                "method.contrastive=u2pl needs pixel representations from the segmentor (U2PL's "
-                "256-d representation head next to the classifier); "
-                f"{type(net).__name__} returns logits only. Use method.contrastive=none.")
+                         class_names, name, sup_loss, ohem_thresh, ohem_min_kept, aux_weight)
+        self.mix = choice(mix, MIXES, "method.mix")
+        self.dpa_schedule = choice(dpa_schedule, DPA_SCHEDULES, "method.dpa_schedule")
+        self.contrastive = choice(contrastive, CONTRASTIVE, "method.contrastive")
+        unknown = set(u2pl or {}) - set(U2PL_DEFAULTS)
+        if unknown:
+            raise ValueError(f"method.u2pl has unknown keys {sorted(unknown)}; allowed: "
+                             f"{sorted(U2PL_DEFAULTS)}")
+        self.u2pl = {**U2PL_DEFAULTS, **dict(u2pl or {})}
+        if self.contrastive == "u2pl" and not getattr(net, "has_representation", False):
+            raise ValueError(
+                "method.contrastive=u2pl needs pixel representations: build the head with "
+                "model.head.representation_channels=256 (U2PL's representation head); "
+                f"{type(net).__name__} has none")
+        if contrastive_weight < 0:
+            raise ValueError(f"method.contrastive_weight must be >= 0, got {contrastive_weight}")
         if not 0.0 <= mix_prob <= 1.0:
             raise ValueError(f"method.mix_prob must be a probability in [0, 1], got {mix_prob}")
         if not 0.0 < cutmix_area < 1.0:
@@ -177,16 +227,12 @@ class S4MC(SegmentationModule):
             raise ValueError(f"method.ema_alpha must be in [0, 1], got {ema_alpha}")
         if not 0.0 <= drop_percent <= 100.0:
             raise ValueError(f"method.drop_percent must be in [0, 100], got {drop_percent}")
-        if unsup_weight < 0 or aux_weight < 0:
-            raise ValueError(f"method.unsup_weight and method.aux_weight must be >= 0, got "
-                             f"{unsup_weight} and {aux_weight}")
+        if unsup_weight < 0:
+            raise ValueError(f"method.unsup_weight must be >= 0, got {unsup_weight}")
         if sup_only_epochs < 0 or (sup_only_steps is not None and sup_only_steps < 0):
             raise ValueError(f"method.sup_only_epochs / sup_only_steps must be >= 0, got "
                              f"{sup_only_epochs} / {sup_only_steps}")
-        if aux_weight > 0:
-            warnings.warn(f"method.aux_weight={aux_weight}: {type(net).__name__} has no auxiliary "
-                          f"head, so the auxiliary loss is skipped", stacklevel=2)
-        self.ohem_thresh, self.ohem_min_kept = float(ohem_thresh), int(ohem_min_kept)
+        self.contrastive_weight = float(contrastive_weight)
         self.unsup_weight = float(unsup_weight)
         self.ema_alpha, self.ema_copy_buffers = float(ema_alpha), bool(ema_copy_buffers)
         self.sup_only_epochs = int(sup_only_epochs)
@@ -202,6 +248,13 @@ class S4MC(SegmentationModule):
         self.teacher = copy.deepcopy(net)
         for p in self.teacher.parameters():
             p.requires_grad_(False)
+        # U2PL's memory queues: buffers, so they are checkpointed and restored on resume
+        self.queues: ClassMemoryQueues | None = None
+        if self.contrastive == "u2pl":
+            self.queues = ClassMemoryQueues(
+                num_classes, int(net.head.representation_channels),
+                u2pl_queue_sizes(num_classes, int(self.u2pl["queue_size"]),
+                                 int(self.u2pl["background_queue_size"])))
         # E, saved in checkpoints so that evaluation and resumed runs see the same values
         self.register_buffer("prior", torch.full((num_classes,), float("nan")))
         if prior is not None:
@@ -337,12 +390,46 @@ class S4MC(SegmentationModule):
         return predictor(self.eval_net, images, out_size=out_size)
 
     # ------------------------------------------------------------------------- losses
-    def supervised_loss(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-        """CE or OHEM CE of logits (B, K, H, W) against labels (B, H, W) int64 (255 ignored)."""
-        if self.sup_loss == "ohem":
-            return ohem_cross_entropy(logits, labels, self.ignore_index, self.ohem_thresh,
-                                      self.ohem_min_kept)
-        return cross_entropy(logits, labels, ignore_index=self.ignore_index)
+    def contrastive_loss(self, student_rep: torch.Tensor, teacher_rep: torch.Tensor,
+                         teacher_probs: torch.Tensor, y_l: torch.Tensor, classes: torch.Tensor,
+                         valid: torch.Tensor, progress: float
+                         ) -> tuple[torch.Tensor, dict[str, int]]:
+        """U2PL's contrastive term on concat(labeled, unlabeled) (METHODS.md §3(c) step 9).
+
+        Args:
+            student_rep, teacher_rep: (B_l + B_u, D, h, w) representations.
+            teacher_probs: (B_l + B_u, K, H, W) train-mode teacher softmax at full resolution.
+            y_l: (B_l, H, W) int64 ground truth; classes: (B_u, H, W) int64 teacher pseudo-labels
+                (unfiltered); valid: (B_u, H, W) bool.
+            progress: training progress in [0, 1] (α_t = 20 % · (1 − progress)).
+
+        Returns:
+            ``(loss, stats)`` of :func:`~leseg.components.contrastive.u2pl_contrastive_loss`.
+        """
+        size = student_rep.shape[-2:]
+        n_l = y_l.shape[0]
+        with torch.no_grad():
+            probs = F.interpolate(teacher_probs.float(), size=size, mode="bilinear",
+                                  align_corners=False)
+            labels = torch.cat([y_l, torch.where(valid, classes,
+                                                 torch.full_like(classes, self.ignore_index))])
+            labels = F.interpolate(labels[:, None].float(), size=size, mode="nearest")[:, 0].long()
+            valid_small = labels[n_l:] != self.ignore_index
+            alpha = u2pl_entropy_percent(progress, 1.0, float(self.u2pl["low_entropy_threshold"]))
+            reliable_u, unreliable_u = entropy_reliability_masks(probs[n_l:], valid_small, alpha)
+            labeled_valid = labels[:n_l] != self.ignore_index
+            reliable = torch.cat([labeled_valid, reliable_u])
+            unreliable = torch.cat([torch.zeros_like(labeled_valid), unreliable_u])
+            is_labeled = torch.arange(labels.shape[0], device=labels.device) < n_l
+        p = self.u2pl
+        return u2pl_contrastive_loss(
+            student_rep.float(), teacher_rep.float(), probs, labels, reliable, unreliable,
+            is_labeled, self.queues, num_queries=int(p["num_queries"]),
+            num_negatives=int(p["num_negatives"]),
+            anchor_prob_thresh=float(p["anchor_prob_thresh"]),
+            negative_prob_thresh=float(p["negative_prob_thresh"]), low_rank=int(p["low_rank"]),
+            high_rank=int(p["high_rank"]), temperature=float(p["temperature"]),
+            ignore_index=self.ignore_index, gather_keys=_gather_keys)
 
     def unsupervised_loss(self, student_logits: torch.Tensor, teacher_probs: torch.Tensor,
                           classes: torch.Tensor, valid: torch.Tensor, progress: float
@@ -418,13 +505,25 @@ class S4MC(SegmentationModule):
                              f"semi-supervised DataModule (data=<name>_semi), got {keys}")
         return batch["labeled"], batch["unlabeled"]
 
-    def _forward_pair(self, net: nn.Module, x_l: torch.Tensor, x_u: torch.Tensor
-                      ) -> tuple[torch.Tensor, torch.Tensor]:
-        """One forward over concat(x_l, x_u) (shared BN statistics) when the sizes allow it."""
+    def _net_outputs(self, net: nn.Module, x: torch.Tensor, representation: bool = False
+                     ) -> dict[str, torch.Tensor]:
+        """Student outputs (:meth:`student_outputs`), or the teacher's ``logits`` / ``rep``."""
+        if net is self.net:
+            return self.student_outputs(x, representation)
+        return net.forward_train(x, representation=True) if representation else {"logits": net(x)}
+
+    def _forward_pair(self, net: nn.Module, x_l: torch.Tensor, x_u: torch.Tensor,
+                      representation: bool = False
+                      ) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
+        """Outputs on x_l and on x_u from one forward over concat(x_l, x_u) (shared BN
+        statistics, as U2PL) when the sizes allow it, else from two forwards."""
         if x_l.shape[1:] == x_u.shape[1:]:
-            logits = net(torch.cat([x_l, x_u]))
-            return logits[: x_l.shape[0]], logits[x_l.shape[0]:]
-        return net(x_l), net(x_u)
+            out = self._net_outputs(net, torch.cat([x_l, x_u]), representation)
+            n_l = x_l.shape[0]
+            return ({k: v[:n_l] for k, v in out.items()}, {k: v[n_l:] for k, v in out.items()})
+        return (self._net_outputs(net, x_l, representation),
+                self._net_outputs(net, x_u, representation))
+
 
     def compute_losses(self, labeled: Mapping[str, Any], unlabeled: Mapping[str, Any],
                        progress: float) -> dict[str, Any]:
@@ -436,43 +535,67 @@ class S4MC(SegmentationModule):
             progress: training progress in [0, 1] (DPA).
 
         Returns:
-            dict with ``loss`` (scalar, differentiable), ``loss_sup``, ``loss_unsup``,
-            ``keep_ratio``, ``threshold``, ``drop_percent``, ``pseudo_labels`` (B_u, H, W),
-            ``mix`` (see :meth:`strong_augment`).
+            dict with ``loss`` (scalar, differentiable), ``loss_sup`` (with the weighted aux
+            term), ``loss_aux`` (None without), ``loss_unsup``, ``loss_contrastive`` (None
+            without), ``keep_ratio``, ``threshold``, ``drop_percent``, ``pseudo_labels``
+            (B_u, H, W), ``mix`` (see :meth:`strong_augment`).
         """
         x_l, y_l = labeled["image"], labeled["label"]
         x_u, valid = unlabeled["image"], unlabeled["valid"].bool()
+        contrastive = self.contrastive == "u2pl"
         teacher_was_training = self.teacher.training
+        teacher_l: dict[str, torch.Tensor] = {}
+        teacher_u: dict[str, torch.Tensor] = {}
         with torch.no_grad():
             self.teacher.eval()
             probs = self.teacher(x_u).float().softmax(dim=1)
             classes = probs.argmax(dim=1)
             (x_u, classes, valid, probs), mix_info = self.strong_augment(x_u, classes, valid, probs)
-            if self.teacher_train_forward:
+            if self.teacher_train_forward or contrastive:
+                # step 5: train-mode teacher pass on concat(x_l, mixed x_u)
                 self.teacher.train()
-                _, teacher_logits = self._forward_pair(self.teacher, x_l, x_u)
-                probs = teacher_logits.float().softmax(dim=1)
+                teacher_l, teacher_u = self._forward_pair(self.teacher, x_l, x_u, contrastive)
+                if self.teacher_train_forward:
+                    probs = teacher_u["logits"].float().softmax(dim=1)
         self.teacher.train(teacher_was_training)
 
-        logits_l, logits_u = self._forward_pair(self.net, x_l, x_u)
-        loss_sup = self.supervised_loss(logits_l, y_l)
-        loss_unsup, stats = self.unsupervised_loss(logits_u, probs, classes, valid, progress)
-        return {"loss": loss_sup + self.unsup_weight * loss_unsup, "loss_sup": loss_sup,
-                "loss_unsup": loss_unsup, "keep_ratio": stats["keep_ratio"],
-                "threshold": stats["threshold"], "drop_percent": stats["drop_percent"],
-                "pseudo_labels": stats["labels"], "mix": mix_info}
+        student_l, student_u = self._forward_pair(self.net, x_l, x_u, contrastive)
+        loss_sup, loss_aux = self.labeled_loss(student_l, y_l)
+        loss_unsup, stats = self.unsupervised_loss(student_u["logits"], probs, classes, valid,
+                                                   progress)
+        loss = loss_sup + self.unsup_weight * loss_unsup
+        loss_con = None
+        if contrastive:
+            teacher_probs = torch.cat([teacher_l["logits"], teacher_u["logits"]]).float()
+            loss_con, _ = self.contrastive_loss(
+                torch.cat([student_l["rep"], student_u["rep"]]),
+                torch.cat([teacher_l["rep"], teacher_u["rep"]]), teacher_probs.softmax(dim=1),
+                y_l, classes, valid, progress)
+            loss = loss + self.contrastive_weight * loss_con
+        return {"loss": loss, "loss_sup": loss_sup, "loss_aux": loss_aux,
+                "loss_unsup": loss_unsup, "loss_contrastive": loss_con,
+                "keep_ratio": stats["keep_ratio"], "threshold": stats["threshold"],
+                "drop_percent": stats["drop_percent"], "pseudo_labels": stats["labels"],
+                "mix": mix_info}
 
     def training_step(self, batch: Any, batch_idx: int) -> torch.Tensor:
         """Supervised loss during the warm-up, S4MC's L_sup + L_u afterwards (scalar float32)."""
         labeled, unlabeled = self._streams(batch)
         n_l = labeled["image"].shape[0]
         if self.in_warmup():
-            loss = self.supervised_loss(self(labeled["image"]), labeled["label"])
+            loss, loss_aux = self.labeled_loss(self.student_outputs(labeled["image"]),
+                                               labeled["label"])
+            if loss_aux is not None:
+                self.log("train/loss_aux", loss_aux, batch_size=n_l)
             self.log("train/loss_sup", loss, batch_size=n_l)
             self.log("train/loss", loss, prog_bar=True, batch_size=n_l)
             return loss
         out = self.compute_losses(labeled, unlabeled, self.training_progress())
         n_u = unlabeled["image"].shape[0]
+        if out["loss_aux"] is not None:
+            self.log("train/loss_aux", out["loss_aux"], batch_size=n_l)
+        if out["loss_contrastive"] is not None:
+            self.log("train/loss_contrastive", out["loss_contrastive"], batch_size=n_l + n_u)
         self.log("train/loss_sup", out["loss_sup"], batch_size=n_l)
         self.log("train/loss_unsup", out["loss_unsup"], batch_size=n_u)
         self.log("train/pseudo_keep_ratio", out["keep_ratio"], batch_size=n_u)

@@ -30,9 +30,13 @@ class Segmentor(nn.Module):
         num_classes: K.
         name: short model name for logs and result tables, e.g. ``"deeplabv3plus-r50-d8"``.
         align_corners: ``align_corners`` of the final upsampling (True for mmseg's "769" models).
+        aux_head: optional factory like ``head`` for a training-only auxiliary head (e.g.
+            :class:`~leseg.models.heads.FCNAuxHead` on layer3, U2PL's Cityscapes recipe); its
+            logits are returned by :meth:`forward_train` only.
 
     Attributes:
         backbone, head: the two parts (methods give the head a learning-rate multiplier).
+        aux_head: the auxiliary head or None (trained at the head's learning rate).
         num_classes, name, align_corners: as given.
 
     Raises:
@@ -40,7 +44,8 @@ class Segmentor(nn.Module):
     """
 
     def __init__(self, backbone: nn.Module, head: Callable[..., nn.Module], num_classes: int,
-                 name: str = "", align_corners: bool = False) -> None:
+                 name: str = "", align_corners: bool = False,
+                 aux_head: Callable[..., nn.Module] | None = None) -> None:
         super().__init__()
         channels = getattr(backbone, "channels", None)
         if channels is None:
@@ -50,14 +55,50 @@ class Segmentor(nn.Module):
             raise ValueError(f"num_classes must be ≥ 1, got {num_classes}")
         self.backbone = backbone
         self.head = head(in_channels=list(channels), num_classes=int(num_classes))
+        self.aux_head = (None if aux_head is None
+                         else aux_head(in_channels=list(channels), num_classes=int(num_classes)))
         self.num_classes = int(num_classes)
         self.name = name
         self.align_corners = bool(align_corners)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Logits (B, num_classes, H, W) float for images (B, C_in, H, W) float32."""
-        logits = self.head(self.backbone(x))
-        if logits.shape[-2:] != x.shape[-2:]:
-            logits = F.interpolate(logits, size=x.shape[-2:], mode="bilinear",
+    @property
+    def has_representation(self) -> bool:
+        """True when the head can return pixel representations (U2PL's representation head)."""
+        return getattr(self.head, "representation", None) is not None
+
+    def _upsample(self, logits: torch.Tensor, size: torch.Size) -> torch.Tensor:
+        if logits.shape[-2:] != size:
+            logits = F.interpolate(logits, size=size, mode="bilinear",
                                    align_corners=self.align_corners)
         return logits
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Logits (B, num_classes, H, W) float for images (B, C_in, H, W) float32."""
+        return self._upsample(self.head(self.backbone(x)), x.shape[-2:])
+
+    def forward_train(self, x: torch.Tensor, representation: bool = False
+                      ) -> dict[str, torch.Tensor]:
+        """All training outputs of one forward pass over images (B, C_in, H, W) float32.
+
+        Returns:
+            ``logits`` (B, K, H, W); ``aux`` (B, K, H, W) when there is an auxiliary head;
+            ``rep`` (B, D, h, w) at the decoder's resolution (stride 4 for DeepLabV3+) when
+            ``representation`` is True.
+
+        Raises:
+            RuntimeError: ``representation`` is requested but the head has none.
+        """
+        features = self.backbone(x)
+        out: dict[str, torch.Tensor] = {}
+        if representation:
+            if not self.has_representation:
+                raise RuntimeError(f"{type(self.head).__name__} of {self.name or 'the segmentor'} "
+                                   f"has no representation head; set "
+                                   f"model.head.representation_channels (e.g. 256)")
+            logits, out["rep"] = self.head.forward_with_representation(features)
+        else:
+            logits = self.head(features)
+        out["logits"] = self._upsample(logits, x.shape[-2:])
+        if self.aux_head is not None:
+            out["aux"] = self._upsample(self.aux_head(features), x.shape[-2:])
+        return out

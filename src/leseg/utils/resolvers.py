@@ -35,9 +35,20 @@ def slug(text: str) -> str:
     return str(text).replace("_", "-")
 
 
+def when(value: object, expected: object, then: object, otherwise: object) -> object:
+    """``then`` if ``str(value) == str(expected)`` else ``otherwise`` (config switches).
+
+    ``${leseg.when:${oc.select:method.contrastive,none},u2pl,256,0}`` builds U2PL's
+    representation head only when the contrastive term is on.
+    """
+    return then if str(value) == str(expected) else otherwise
+
+
 def register_resolvers() -> None:
     """Register leseg's resolvers (idempotent)."""
     if not OmegaConf.has_resolver("leseg.ckpt_info"):
         OmegaConf.register_new_resolver("leseg.ckpt_info", ckpt_info, use_cache=False)
     if not OmegaConf.has_resolver("leseg.slug"):
         OmegaConf.register_new_resolver("leseg.slug", slug)
+    if not OmegaConf.has_resolver("leseg.when"):
+        OmegaConf.register_new_resolver("leseg.when", when)

@@ -152,6 +152,10 @@ class DeepLabV3PlusHead(nn.Module):
         dilations: ASPP atrous rates (6, 12, 18) at output stride 16, (12, 24, 36) at 8.
         dropout: drop probability after the ASPP projection and before the classifier.
         align_corners: ``align_corners`` of the deep-to-low-level upsampling.
+        representation_channels: D > 0 adds U2PL's representation head (METHODS.md §1): a
+            branch of the same shape as the classifier's (two 3×3 conv-BN-ReLU, Dropout2d, 1×1
+            conv) on the same fused feature, giving (B, D, h_low, w_low) pixel embeddings for the
+            contrastive term (:meth:`forward_with_representation`); 0 (default) builds none.
 
     Raises:
         ValueError: an index out of range; wrong number of feature levels in forward.
@@ -160,7 +164,7 @@ class DeepLabV3PlusHead(nn.Module):
     def __init__(self, in_channels: Sequence[int], num_classes: int, in_index: int = -1,
                  low_level_index: int = 0, channels: int = 256, low_level_channels: int = 48,
                  dilations: Sequence[int] = (6, 12, 18), dropout: float = 0.1,
-                 align_corners: bool = False) -> None:
+                 align_corners: bool = False, representation_channels: int = 0) -> None:
         super().__init__()
         self.in_channels = [int(c) for c in in_channels]
         self.in_index = resolve_index(in_index, len(self.in_channels))
@@ -177,13 +181,40 @@ class DeepLabV3PlusHead(nn.Module):
             nn.Dropout2d(dropout),
         )
         self.classifier = nn.Conv2d(channels, self.num_classes, kernel_size=1)
+        if int(representation_channels) < 0:
+            raise ValueError(f"representation_channels must be >= 0, got {representation_channels}")
+        self.representation_channels = int(representation_channels)
+        self.representation: nn.Module | None = None
+        if self.representation_channels:
+            self.representation = nn.Sequential(
+                conv_bn_relu(channels + low_level_channels, channels, kernel_size=3),
+                conv_bn_relu(channels, channels, kernel_size=3),
+                nn.Dropout2d(dropout),
+                nn.Conv2d(channels, self.representation_channels, kernel_size=1),
+            )
 
-    def forward(self, features: Sequence[torch.Tensor]) -> torch.Tensor:
-        """Logits (B, K, h_low, w_low) at the resolution of ``features[low_level_index]``."""
+    def _fused(self, features: Sequence[torch.Tensor]) -> torch.Tensor:
+        """concat(upsampled ASPP, projected low-level): (B, channels + low_level_channels, h, w)."""
         check_feature_count(features, self.in_channels, type(self).__name__)
         low = features[self.low_level_index]
         deep = self.aspp(features[self.in_index])
         deep = F.interpolate(deep, size=low.shape[-2:], mode="bilinear",
                              align_corners=self.align_corners)
-        x = torch.cat([deep, self.low_level_project(low)], dim=1)
-        return self.classifier(self.fuse(x))
+        return torch.cat([deep, self.low_level_project(low)], dim=1)
+
+    def forward(self, features: Sequence[torch.Tensor]) -> torch.Tensor:
+        """Logits (B, K, h_low, w_low) at the resolution of ``features[low_level_index]``."""
+        return self.classifier(self.fuse(self._fused(features)))
+
+    def forward_with_representation(self, features: Sequence[torch.Tensor]
+                                    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(logits (B, K, h_low, w_low), representations (B, D, h_low, w_low))``.
+
+        Raises:
+            RuntimeError: the head was built with ``representation_channels=0``.
+        """
+        if self.representation is None:
+            raise RuntimeError("this DeepLabV3PlusHead has no representation head; build it with "
+                               "representation_channels > 0 (model.head.representation_channels)")
+        x = self._fused(features)
+        return self.classifier(self.fuse(x)), self.representation(x)
