@@ -214,7 +214,7 @@ def _tiny_s5_overrides(data_dir: Path) -> list[str]:
             if not o.startswith(("data=", "data.train_transforms"))]
     return base + [f"paths.data_dir={data_dir}", "data=synthetic_city_binary",
                    "inference=synthetic_city_binary", "method=s5", "method.input_scale=0.5",
-                   "method.noc_images=1", "method.noc_max_clicks=2",
+                   "method.noc_images=1", "method.noc_max_clicks=2", "method.noc_every_n_epochs=1",
                    "callbacks.model_checkpoint.monitor=val/boost"]
 
 

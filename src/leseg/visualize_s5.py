@@ -10,7 +10,8 @@ checkpoint (as eval.py does); the first ``n`` validation images in loader order 
 the deterministic per-image class choice and suggestion of validation. Columns:
 
 1. the RGB image, titled with the image name and the chosen class;
-2. the suggestion: the max over its k channels as a red overlay (values in [0, 1]);
+2. the suggestion: each of its k channels (values in [0, 1]) as an overlay, channel 0 red, 1 cyan,
+   2 yellow, 3 violet (clicks: positive red, negative cyan);
 3. the prediction (foreground probability > 0.5) in green, with its foreground IoU;
 4. the ground truth (the chosen class) in blue; ignored pixels grey.
 
@@ -40,6 +41,7 @@ __all__ = ["collect_examples", "main", "render_grid", "write_png"]
 
 KEYS = ("ckpt_path", "n", "out", "device", "wandb_project")
 _TITLE_H = 14
+_CHANNEL_COLOURS = ((255, 30, 30), (0, 230, 230), (255, 220, 0), (200, 0, 255))
 _PAD = 2
 
 
@@ -69,7 +71,9 @@ def render_grid(examples: Sequence[dict[str, Any]],
         img = ex["image"].astype(np.float32)
         label = np.asarray(ex["label"])
         sugg = np.asarray(ex["suggestion"], dtype=np.float32)
-        heat = sugg.max(axis=0) if sugg.shape[0] else np.zeros(label.shape, np.float32)
+        sugg_img = img.copy()
+        for c in range(sugg.shape[0]):  # channel c in _CHANNEL_COLOURS[c] (click: +red, -cyan)
+            sugg_img = _overlay(sugg_img, sugg[c], _CHANNEL_COLOURS[c % len(_CHANNEL_COLOURS)])
         gt = label == 1
         pred = np.asarray(ex["prediction"], dtype=bool)
         valid = label != 255
@@ -81,7 +85,7 @@ def render_grid(examples: Sequence[dict[str, Any]],
         cname = class_names[cid] if class_names is not None and 0 <= cid < len(class_names) \
             else str(cid)
         panels = [(img.astype(np.uint8), f"{ex['name']} [{cname}]"),
-                  (_overlay(img, heat, (255, 30, 30)), f"suggestion (k={sugg.shape[0]})"),
+                  (sugg_img.astype(np.uint8), f"suggestion (k={sugg.shape[0]})"),
                   (_overlay(img, pred.astype(np.float32), (30, 220, 30), 0.7),
                    f"prediction IoU {iou:.2f}"),
                   (gt_img, "ground truth")]

@@ -130,7 +130,8 @@ class S5(SegmentationModule):
         noc_images: validation images (first in loader order) used for NoC, our extension;
             0 disables.
         noc_max_clicks, noc_thresholds: click budget (20) and IoU targets (0.85, 0.9).
-        noc_every_n_epochs: run NoC on validation epochs divisible by this.
+        noc_every_n_epochs: run NoC in the validation of every n-th epoch (epochs n, 2n, ...;
+            ``trainer.max_epochs`` = only the last one).
         optimizer, scheduler: as :class:`SegmentationModule`; ``scheduler.interval: epoch`` makes
             the schedule count epochs (S5's MultiStep milestones 60/120/150 are in epochs).
         inference, ignore_index, class_names, name: as :class:`SegmentationModule`.
@@ -383,7 +384,7 @@ class S5(SegmentationModule):
         if trainer is None:
             return True
         return (not trainer.sanity_checking
-                and trainer.current_epoch % self.noc_every_n_epochs == 0)
+                and (trainer.current_epoch + 1) % self.noc_every_n_epochs == 0)
 
     def click_input(self, clicks: Sequence[Click], static: Sequence[torch.Tensor | None],
                     shape: tuple[int, int], device: torch.device) -> torch.Tensor:
