@@ -198,13 +198,27 @@ def test_noc_runs_the_click_protocol_through_the_network() -> None:
     assert result.clicks[0] == Click(4, 4, True) and result.noc == {0.85: 1, 0.9: 1}
 
 
-def test_scheduler_counts_epochs_with_interval_epoch() -> None:
-    from leseg.methods.optim import lr_factor
-
-    # S5: MultiStep at epochs 60/120/150, gamma 0.3
-    factors = [lr_factor(e, 175, name="step", milestones=(60, 120, 150), gamma=0.3)
-               for e in (0, 59, 60, 120, 150)]
-    assert factors == pytest.approx([1.0, 1.0, 0.3, 0.09, 0.027])
+def test_reference_schedule_steps_per_epoch(monkeypatch: pytest.MonkeyPatch) -> None:
+    # S5: Adam 5e-4 (L2 2e-4), MultiStep at epochs 60/120/150 with gamma 0.3, counted in epochs.
+    model = _echo_s5(optimizer={"name": "adam", "lr": 5e-4, "weight_decay": 2e-4},
+                     scheduler={"name": "step", "milestones": [60, 120, 150], "gamma": 0.3,
+                                "interval": "epoch"})
+    fake = type("T", (), {"max_epochs": 175, "estimated_stepping_batches": 10_000})()
+    monkeypatch.setattr(type(model), "trainer", property(lambda self: fake))
+    conf = model.configure_optimizers()
+    opt, sched = conf["optimizer"], conf["lr_scheduler"]["scheduler"]
+    assert isinstance(opt, torch.optim.Adam) and conf["lr_scheduler"]["interval"] == "epoch"
+    assert opt.param_groups[0]["weight_decay"] == 2e-4
+    lrs = {}
+    for epoch in range(175):
+        lrs[epoch] = opt.param_groups[0]["lr"]
+        opt.step()
+        sched.step()
+    expected = {0: 5e-4, 59: 5e-4, 60: 1.5e-4, 119: 1.5e-4, 120: 4.5e-5, 150: 1.35e-5, 174: 1.35e-5}
+    assert {e: lrs[e] for e in expected} == pytest.approx(expected)
+    model.hparams.scheduler["interval"] = "iteration"
+    with pytest.raises(ValueError, match="scheduler.interval"):
+        model.configure_optimizers()
 
 
 # ------------------------------------------------------------------------ training runs
