@@ -62,7 +62,8 @@ from leseg.components.random_walk import BETA, LOG_T, propagate_cams
 from leseg.data.image_labels import NUM_FG_CLASSES, ImageLabelDataset, load_image_labels
 from leseg.data.io import read_label
 from leseg.data.labels import IGNORE_INDEX, VOC_INFO
-from leseg.data.voc import VOCSegmentation
+from leseg.data.splits import read_split_file
+from leseg.data.voc import VOCSegmentation, voc_split_file
 from leseg.metrics.segmentation import confusion_matrix, metrics_from_confusion
 from leseg.stages.runner import StageResult, run_items, save_npz, save_png
 from leseg.utils.io import atomic_write_json
@@ -75,13 +76,22 @@ CRF_ALPHAS = (4.0, 24.0)
 
 
 def open_dataset(root: str | os.PathLike, split: str = "train", label_subdir: str | None = None,
-                 cache_dir: str | os.PathLike | None = None) -> ImageLabelDataset:
+                 cache_dir: str | os.PathLike | None = None,
+                 max_images: int | None = None) -> ImageLabelDataset:
     """VOC-layout images of ``split`` with masks and image-level labels, untransformed.
+
+    Args:
+        max_images: keep only the first N ids of the list (debug runs); None = all.
 
     Raises:
         FileNotFoundError: see :class:`~leseg.data.voc.VOCSegmentation`.
     """
-    base = VOCSegmentation(root, split=split, label_subdir=label_subdir)
+    ids = source = None
+    if max_images is not None:
+        list_file = voc_split_file(root, split)
+        ids, source = read_split_file(list_file)[:int(max_images)], str(list_file)
+    base = VOCSegmentation(root, split=split, ids=ids, label_subdir=label_subdir,
+                           ids_source=source)
     cache = None
     if cache_dir is not None:
         cache = Path(cache_dir) / f"{Path(root).name}_{split}_{base.label_subdir}_cls_labels.npz"
@@ -286,6 +296,8 @@ def _parser() -> argparse.ArgumentParser:
         s.add_argument("--split", default="train", help="id list (default: train)")
         s.add_argument("--label-subdir", default=None, help="mask folder (default: VOC rule)")
         s.add_argument("--cache-dir", default=None, help="image-label cache folder")
+        s.add_argument("--max-images", type=int, default=None,
+                       help="only the first N ids of the split (debug runs)")
         s.add_argument("--progress", action="store_true")
 
     s = sub.add_parser("cams", help="multi-scale + flip CAMs of an SSENetCAM checkpoint")
@@ -328,7 +340,8 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     """Command-line entry point (see the module docstring); returns the stage's summary."""
     args = _parser().parse_args(argv)
-    dataset = open_dataset(args.root, args.split, args.label_subdir, args.cache_dir)
+    dataset = open_dataset(args.root, args.split, args.label_subdir, args.cache_dir,
+                           args.max_images)
     if args.stage == "cams":
         r = run_cams(load_method(args.ckpt, args.device), dataset, args.out, args.scales,
                      not args.no_flip, args.device, args.progress)
