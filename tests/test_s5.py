@@ -229,7 +229,8 @@ def _tiny_s5_overrides(data_dir: Path) -> list[str]:
     return base + [f"paths.data_dir={data_dir}", "data=synthetic_city_binary",
                    "inference=synthetic_city_binary", "method=s5", "method.input_scale=0.5",
                    "method.noc_images=1", "method.noc_max_clicks=2", "method.noc_every_n_epochs=1",
-                   "callbacks.model_checkpoint.monitor=val/boost"]
+                   "callbacks.model_checkpoint.monitor=val/boost",
+                   "callbacks.model_checkpoint.save_last=false"]
 
 
 def test_few_iterations_on_synthetic_data_then_visualise(data_dir: Path, tmp_path: Path) -> None:
@@ -244,7 +245,8 @@ def test_few_iterations_on_synthetic_data_then_visualise(data_dir: Path, tmp_pat
     assert metrics["val/boost"] == pytest.approx(metrics["val/fg_IoU"]
                                                  - metrics["val/suggestion_IoU"], abs=1e-6)
     assert 1 <= metrics["val/ext/NoC@85"] <= 2 and metrics["val/ext/NoC_objects"] == 1
-    ckpt = Path(cfg.paths.output_dir) / "checkpoints" / "last.ckpt"
+    ckpt = objects["trainer"].checkpoint_callback.best_model_path  # selected by val/boost
+    assert Path(ckpt).is_file()
     out = visualize_main([f"ckpt_path={ckpt}", "n=2", f"out={tmp_path / 'grid.png'}"])
     grid = np.asarray(Image.open(out))
     assert grid.ndim == 3 and grid.shape[2] == 3
@@ -262,12 +264,13 @@ def test_few_iterations_on_real_cityscapes_sample_frames_and_visualise(tmp_path:
         "model.head.channels=32", "method.suggestion=flood", "method.noc_images=0",
         "trainer.max_epochs=1", "trainer.num_sanity_val_steps=0", "logger=none",
         "~callbacks.progress_bar", "~callbacks.model_summary", "trainer.enable_progress_bar=false",
+        "callbacks.model_checkpoint.save_last=false",
         "trainer.enable_model_summary=false", "test=false", "extras.print_config=false",
         f"paths.data_dir={tmp_path}"], tmp_path / "run")
     metrics, objects = train(cfg)
     assert objects["trainer"].global_step == 1
     assert 0.0 <= metrics["val/fg_IoU"] <= 1.0 and 0.0 <= metrics["val/suggestion_IoU"] <= 1.0
-    ckpt = tmp_path / "run" / "checkpoints" / "last.ckpt"
+    ckpt = objects["trainer"].checkpoint_callback.best_model_path
     out = visualize_main([f"ckpt_path={ckpt}", "n=2"])
     assert out == tmp_path / "run" / "s5_val_grid.png"
     assert np.asarray(Image.open(out)).shape[0] > 2 * 64
