@@ -432,6 +432,7 @@ _INTERRUPTED = textwrap.dedent("""
 """)
 
 
+@pytest.mark.slow
 def test_cam_stage_interrupted_mid_write_leaves_no_partial_file(tmp_path: Path) -> None:
     out = tmp_path / "cams"
     env = {**os.environ, "PYTHONPATH": str(REPO / "src")}
@@ -489,6 +490,8 @@ def _overrides(tmp_path: Path, root: Path, method: str, model: str, out: str) ->
             f"paths.data_dir={tmp_path}"]
 
 
+@pytest.mark.slow
+@pytest.mark.sample_data
 def test_pipeline_end_to_end_on_real_voc_sample_frames(tmp_path: Path) -> None:
     from leseg.data.datamodules import VOCDataModule
     from leseg.tasks.train import train
