@@ -295,3 +295,170 @@ def test_kitti_reader(tmp_path: Path) -> None:
     assert 0.02 < float((s["depth"] > 0).float().mean()) < 0.1 and float(s["depth"].max()) < 100
     with pytest.raises(FileNotFoundError, match="image_02"):
         KittiRawSequence(tmp_path, KITTI_DRIVE)
+
+
+# ---------------------------------------------------------------------------- method (Lightning)
+def _tiny_method(**kwargs):
+    from leseg.methods.depth import SelfSupervisedDepth
+    from leseg.models.depth import DepthNet
+
+    torch.manual_seed(0)
+    net = DepthNet("resnet18", decoder_channels=(8, 8, 16, 16, 32))
+    return SelfSupervisedDepth(net, optimizer={"name": "adam", "lr": 1e-3},
+                               **{"freeze_encoder": False, **kwargs})
+
+
+def test_depth_training_iterations_and_evaluation_on_real_kitti() -> None:
+    import lightning as L
+    from torch.utils.data import DataLoader
+
+    from leseg.data.datamodules import collate_samples
+    from leseg.data.kitti import KittiRawSequence
+
+    root = sample_data("depth_sequence_sample", "kitti_raw")
+    ds = KittiRawSequence(root, KITTI_DRIVE, resize=(32, 96))
+    loader = DataLoader(ds, batch_size=2, collate_fn=collate_samples)
+    method = _tiny_method()
+    batch = next(iter(loader))
+    optimizer = torch.optim.Adam(method.parameters(), lr=1e-3)
+    losses = []
+    for _ in range(3):
+        loss = method.sde_loss(batch)["loss"]
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        losses.append(float(loss.detach()))
+    assert all(math.isfinite(v) for v in losses) and losses[-1] < losses[0]
+    trainer = L.Trainer(accelerator="cpu", max_epochs=1, limit_train_batches=1, logger=False, enable_checkpointing=False,
+                        enable_progress_bar=False, enable_model_summary=False,
+                        num_sanity_val_steps=0, limit_val_batches=1)
+    trainer.fit(method, train_dataloaders=loader, val_dataloaders=loader)
+    metrics = trainer.callback_metrics
+    assert metrics["val/depth/images"] == 2  # one batch of 2 frames with LiDAR depth
+    assert 0 < float(metrics["val/depth/abs_rel"]) < 5 and 0 <= float(metrics["val/depth/a1"]) <= 1
+    assert math.isfinite(float(metrics["val/loss"]))
+
+
+def test_phase_one_freezes_the_encoder_and_phase_two_adds_feature_distance(city: Path) -> None:
+    from leseg.data.datamodules import collate_samples
+
+    batch = collate_samples([CityscapesSequence(city, "train", crop_size=(32, 64))[i]
+                             for i in range(2)])
+    phase1 = _tiny_method(freeze_encoder=True)
+    phase1.train()
+    assert not phase1.net.encoder.training and phase1.net.decoder.training
+    out = phase1.sde_loss(batch)
+    out["loss"].backward()
+    assert all(p.grad is None for p in phase1.net.encoder.parameters())
+    assert any(p.grad is not None for p in phase1.net.pose.parameters())
+    assert float(out["feature_distance"]) == 0.0
+    with pytest.raises(ValueError, match="freeze_encoder"):
+        _tiny_method(freeze_encoder=True, feature_distance_weight=0.01)
+    phase2 = _tiny_method(feature_distance_weight=0.01)
+    phase2.train()
+    # identical to its frozen copy at the start (copy in eval mode, encoder BN in train mode
+    # changes the features only through the batch statistics)
+    with torch.no_grad():
+        phase2.net.encoder.eval()
+        assert float(phase2.sde_loss(batch)["feature_distance"]) == pytest.approx(0, abs=1e-4)
+        with torch.no_grad():
+            for p in phase2.net.encoder.parameters():
+                p.add_(0.01)
+        assert float(phase2.sde_loss(batch)["feature_distance"]) > 0
+    assert not any(p.requires_grad for p in phase2.frozen_encoder.parameters())
+
+
+def test_synthetic_experiment_runs_through_train_py(data_dir: Path, tmp_path: Path) -> None:
+    from hydra.core.global_hydra import GlobalHydra
+
+    from leseg.tasks.train import train
+
+    from conftest import compose_cfg
+
+    tiny = [f"data.synthetic.{k}={v}" for k, v in TINY_CITY.items() if k != "kind"]
+    cfg = compose_cfg("train", [
+        "experiment=ssdepth_depthnet-r18-d16_synthetic-city-sequence-64x128",
+        f"paths.data_dir={data_dir}", "data.root=${paths.data_dir}/synthetic_city", *tiny,
+        "data.crop_size=[32,64]", "data.batch_size=2", "data.val_batch_size=2",
+        "data.num_workers=0", "data.persistent_workers=false", "data.max_val_samples=2",
+        "model.decoder_channels=[8,8,16,16,32]", "logger=none", "~callbacks.progress_bar",
+        "~callbacks.model_summary", "trainer.max_epochs=1", "trainer.limit_train_batches=1",
+        "trainer.num_sanity_val_steps=0", "trainer.enable_progress_bar=false",
+        "trainer.enable_model_summary=false", "extras.print_config=false"], tmp_path / "run")
+    metrics, _ = train(cfg)
+    assert "val/depth/abs_rel" in metrics and "val/depth/abs_rel_constant" in metrics
+    assert "test/depth/abs_rel" in metrics
+    GlobalHydra.instance().clear()
+
+
+# ------------------------------------------------------------------------------- downsample
+def test_downsample_writes_resumes_and_leaves_no_partial_file(city: Path, tmp_path: Path,
+                                                              monkeypatch) -> None:
+    from PIL import Image
+
+    from leseg.data import downsample
+
+    dst = tmp_path / "small"
+    first = downsample.downsample_dataset(city, dst, height=32, width=64, splits=["val"], jobs=1)
+    assert first["written"] > 0 and first["skipped"] == 0
+    img = next((dst / "leftImg8bit_sequence" / "val").glob("*/*.png"))
+    assert Image.open(img).size == (64, 32)
+    lab = next((dst / "gtFine" / "val").glob("*/*_labelIds.png"))
+    src_lab = np.array(Image.open(city / lab.relative_to(dst)))
+    assert set(np.unique(np.array(Image.open(lab)))) <= set(np.unique(src_lab))  # nearest
+    cam = next((dst / "camera" / "val").glob("*/*.json"))
+    K = load_camera_json(cam)
+    np.testing.assert_allclose(K, resize_intrinsics(load_camera_json(city / cam.relative_to(dst)),
+                                                    0.5, 0.5))
+    np.testing.assert_allclose(load_camera_json(cam, original=True),
+                               load_camera_json(city / cam.relative_to(dst)))
+    ds = CityscapesSequence(dst, "val")  # the copy is a valid sequence dataset
+    assert ds[0]["frames"].shape == (3, 3, 32, 64) and ds[0]["depth"].shape == (32, 64)
+    # rerun: everything skipped, files untouched
+    mtime = img.stat().st_mtime_ns
+    again = downsample.downsample_dataset(city, dst, height=32, width=64, splits=["val"], jobs=1)
+    assert again == {"written": 0, "skipped": first["written"]}
+    assert img.stat().st_mtime_ns == mtime
+    # a crash while writing leaves neither the file nor a temporary file behind
+    img.unlink()
+    monkeypatch.setattr(Image.Image, "save", lambda *a, **k: (_ for _ in ()).throw(OSError("disk")))
+    with pytest.raises(OSError, match="disk"):
+        downsample.downsample_dataset(city, dst, height=32, width=64, splits=["val"], jobs=1)
+    assert not img.exists() and not list(img.parent.glob(".*tmp"))
+    monkeypatch.undo()
+    assert downsample.main(["--src", str(city), "--dst", str(dst), "--height", "32", "--width",
+                            "64", "--splits", "val", "--jobs", "2"]) == 0
+    assert img.is_file()
+    assert downsample.main(["--src", str(tmp_path / "none"), "--dst", str(dst)]) == 2
+
+
+# --------------------------------------------------------------------------------- DepthMix
+def test_depthmix_mask_on_a_hand_made_pair() -> None:
+    from leseg.components.depthmix import (
+        confidence_share_weight,
+        depthmix_masks,
+        normalize_disparity,
+    )
+    from leseg.components.mixing import apply_mix
+
+    d_a = torch.tensor([[0.50, 0.50, 0.10, 0.90]])
+    d_b = torch.tensor([[0.52, 0.60, 0.10, 0.20]])
+    disp = torch.stack([d_a, d_b])  # (2, 1, 4) as (B, H, W)
+    partner = torch.tensor([1, 0])
+    mask = depthmix_masks(disp, partner, margin=0.03)
+    # a keeps: within margin (0.50 vs 0.52), not (0.50 vs 0.60: b closer), tie, a closer
+    assert mask[0].tolist() == [[False, True, False, False]]
+    # b keeps: b closer, b closer, tie, not (0.20 vs 0.90)
+    assert mask[1].tolist() == [[False, False, False, True]]
+    images = torch.stack([torch.zeros(3, 1, 4), torch.ones(3, 1, 4)])
+    mixed, = apply_mix(mask, partner, images)
+    assert mixed[0, 0].tolist() == [[0, 1, 0, 0]] and mixed[1, 0].tolist() == [[1, 1, 1, 0]]
+    thr = depthmix_masks(disp, partner, margin=0.03, threshold=0.3)
+    assert thr[0].tolist() == [[False, True, True, False]]
+    n = normalize_disparity(torch.tensor([[[2.0, 4.0, 3.0]]]))
+    torch.testing.assert_close(n, torch.tensor([[[0.0, 1.0, 0.5]]]))
+    probs = torch.zeros(1, 2, 2, 2)
+    probs[0, 0] = torch.tensor([[0.97, 0.968], [0.5, 0.0]])
+    probs[0, 1] = 1 - probs[0, 0]
+    probs[0, :, 1, 1] = 0  # ignored GT pixel: all-zero row
+    assert float(confidence_share_weight(probs)) == pytest.approx(2 / 4)
