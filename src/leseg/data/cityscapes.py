@@ -62,6 +62,14 @@ def list_cityscapes_frames(root: str | os.PathLike, split: str = "train") -> dic
     return {p.name[: -len(IMAGE_SUFFIX)]: p for p in frames}
 
 
+def _warn_dropped(names: list[str], reason: str, skipped: list[tuple[str, str]]) -> None:
+    import warnings
+
+    warnings.warn(f"on_missing=skip: dropping {len(names)} id(s): {reason}: {names[:5]}",
+                  stacklevel=3)
+    skipped += [(n, reason) for n in names]
+
+
 class CityscapesSegmentation(Dataset):
     """Cityscapes images with 19-class trainId labels.
 
@@ -81,6 +89,8 @@ class CityscapesSegmentation(Dataset):
         label_dir: folder with ``<name>.png`` trainId maps replacing the gtFine labels.
         ids_source: where ``ids`` came from (a split file), named in errors.
         mean, std: image normalisation (ImageNet by default).
+        on_missing: ``raise`` (default) or ``skip``: drop ids not in the split and frames without
+            a label file, with a warning; they are listed in :attr:`skipped` as ``(id, reason)``.
 
     Sample (``__getitem__``): ``image`` float32 (3, H, W) normalised, ``label`` int64 (H, W) with
     trainIds 0..18 and 255 = ignore, ``name`` str.
@@ -100,15 +110,21 @@ class CityscapesSegmentation(Dataset):
                  transforms: Callable[..., dict] | None = None,
                  label_dir: str | os.PathLike | None = None, *, ids_source: str | None = None,
                  mean: Sequence[float] = IMAGENET_MEAN,
-                 std: Sequence[float] = IMAGENET_STD) -> None:
+                 std: Sequence[float] = IMAGENET_STD, on_missing: str = "raise") -> None:
         self.root = Path(root)
         self.split = split
         self.transforms = transforms
+        self.on_missing = on_missing
+        self.skipped: list[tuple[str, str]] = []
         self.label_dir = Path(label_dir) if label_dir is not None else None
         self.mean, self.std = tuple(mean), tuple(std)
         frames = list_cityscapes_frames(self.root, split)
         if ids is not None:
             unknown = [i for i in ids if i not in frames]
+            if unknown and on_missing == "skip":
+                _warn_dropped(unknown, f"not a frame of {self.root}/leftImg8bit/{split} (listed "
+                                       f"in {ids_source or 'the given ids'})", self.skipped)
+                ids, unknown = [i for i in ids if i in frames], []
             if unknown:
                 raise FileNotFoundError(
                     f"{len(unknown)} id(s) from {ids_source or 'the given ids'} are not frames of "
@@ -132,6 +148,13 @@ class CityscapesSegmentation(Dataset):
                 missing.append(path)
             paths.append(path)
             is_labelid.append(labelid)
+        if missing and self.on_missing == "skip":
+            drop = {i for i, p in enumerate(paths) if not p.is_file()}
+            _warn_dropped([self.names[i] for i in sorted(drop)], "no label file", self.skipped)
+            keep = [i for i in range(len(paths)) if i not in drop]
+            self.names = [self.names[i] for i in keep]
+            self.image_paths = [self.image_paths[i] for i in keep]
+            return [paths[i] for i in keep], [is_labelid[i] for i in keep]
         if missing:
             where = (f"{self.label_dir}/<name>.png" if self.label_dir is not None else
                      f"{self.root}/gtFine/{self.split}/<city>/<name>{{{TRAINID_SUFFIX},"

@@ -12,6 +12,7 @@ Batches are dicts: ``image`` float32 (B, 3, H, W) normalised, ``label`` int64 (B
 from __future__ import annotations
 
 import dataclasses
+import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -101,7 +102,11 @@ class SegmentationDataModule(L.LightningDataModule):
             dataset into ``root`` with ``ensure_synthetic(kind, root, **params)`` when missing.
         crop_name: descriptive only (used in experiment names); stored.
         mean, std: image normalisation (ImageNet by default).
-        **kwargs: further descriptive config keys; stored in :attr:`extra_config`.
+        on_bad_sample: ``raise`` (default: a bad file stops the run with an error naming it) or
+            ``skip`` (log it to :attr:`bad_sample_log`, replace the sample, drop split ids without
+            files; see :mod:`leseg.data.faults`).
+        **kwargs: further descriptive config keys (e.g. ``data_seed``); stored in
+            :attr:`extra_config`.
 
     Raises:
         TypeError: instantiating the base class, a transforms argument that is not a mapping, or
@@ -123,8 +128,12 @@ class SegmentationDataModule(L.LightningDataModule):
                  max_train_samples: int | None = None, max_val_samples: int | None = None,
                  synthetic: dict | None = None, crop_name: str | None = None,
                  mean: Sequence[float] = IMAGENET_MEAN, std: Sequence[float] = IMAGENET_STD,
-                 **kwargs: Any) -> None:
+                 on_bad_sample: str = "raise", **kwargs: Any) -> None:
         super().__init__()
+        from leseg.data.faults import check_on_bad_sample
+
+        self.on_bad_sample = check_on_bad_sample(on_bad_sample)
+        self.bad_sample_log: Path | None = None  # set by the train task; else a temporary file
         if self.dataset_cls is None:
             raise TypeError("SegmentationDataModule is a base class; use CityscapesDataModule or "
                             "VOCDataModule (or a subclass that sets dataset_cls)")
@@ -202,9 +211,33 @@ class SegmentationDataModule(L.LightningDataModule):
 
     def _make(self, split: str, role: str, transforms, ids=None, ids_source=None,
               label_dir=None) -> Dataset:
-        return self.dataset_cls(self.root, split=split, ids=ids, transforms=transforms,
-                                label_dir=label_dir, ids_source=ids_source, mean=self.mean,
-                                std=self.std, **self.dataset_kwargs(role))
+        skip = {"on_missing": "skip"} if self.on_bad_sample == "skip" else {}
+        dataset = self.dataset_cls(self.root, split=split, ids=ids, transforms=transforms,
+                                   label_dir=label_dir, ids_source=ids_source, mean=self.mean,
+                                   std=self.std, **skip, **self.dataset_kwargs(role))
+        for name, reason in getattr(dataset, "skipped", ()):
+            from leseg.data.faults import record_skip
+
+            record_skip(self.skip_log_path(), name, reason, f"{role}:{split}")
+        return dataset
+
+    def skip_log_path(self) -> Path:
+        """The JSON-lines log of skipped samples (``on_bad_sample=skip``): :attr:`bad_sample_log`
+        (the train task sets ``<run dir>/skipped_samples.jsonl``) or a temporary file."""
+        if self.bad_sample_log is None:
+            import tempfile
+
+            self.bad_sample_log = Path(tempfile.mkdtemp(prefix="leseg-skips-")) / "skipped_samples.jsonl"
+        return Path(self.bad_sample_log)
+
+    def guard(self, dataset: Dataset, stage: str) -> Dataset:
+        """``dataset`` wrapped in :class:`~leseg.data.faults.SkipBadSamples` with
+        ``on_bad_sample=skip``; unchanged otherwise."""
+        if self.on_bad_sample != "skip":
+            return dataset
+        from leseg.data.faults import SkipBadSamples
+
+        return SkipBadSamples(dataset, self.skip_log_path(), stage)
 
     @staticmethod
     def _head(dataset: Dataset, n: int | None) -> Dataset:
@@ -264,23 +297,78 @@ class SegmentationDataModule(L.LightningDataModule):
 
     _STAGE = {"train": "fit", "val": "validate", "test": "test"}
 
+    def _eval_sampler(self, dataset: Dataset):
+        """Under DDP: every rank takes indices ``rank, rank + W, ...`` without padding, so each
+        val/test image is counted exactly once in the (all-reduced) confusion matrix, for any
+        dataset size (ranks may run one batch fewer). None without DDP (in-order loading).
+
+        Lightning's default ``DistributedSampler`` would pad the set to a multiple of the world
+        size by repeating images, counting them twice; it keeps a distributed sampler it is given.
+        """
+        trainer = getattr(self, "trainer", None)
+        world = int(getattr(trainer, "world_size", 1) or 1) if trainer is not None else 1
+        if world <= 1:
+            return None
+        from lightning.pytorch.overrides.distributed import UnrepeatedDistributedSampler
+
+        if len(dataset) < world:
+            raise ValueError(f"data {self.name!r}: {len(dataset)} evaluation images cannot be "
+                             f"split over {world} processes (each needs at least one)")
+        return UnrepeatedDistributedSampler(dataset, num_replicas=world,
+                                            rank=int(trainer.global_rank), shuffle=False)
+
     def _loader(self, which: str, batch_size: int) -> DataLoader:
         dataset = getattr(self, f"{which}_dataset")
         if dataset is None:  # a loader requested without setup(): build what it needs
             self.setup(self._STAGE[which])
             dataset = getattr(self, f"{which}_dataset")
         train = which == "train"
+        sampler = self._eval_sampler(dataset) if not train else None
         return DataLoader(
-            dataset, batch_size=batch_size, shuffle=train,
+            self.guard(dataset, which), batch_size=batch_size, shuffle=train and sampler is None, sampler=sampler,
             drop_last=train and len(dataset) > batch_size,
             num_workers=self.num_workers, pin_memory=self.pin_memory,
             persistent_workers=self.persistent_workers and self.num_workers > 0,
             collate_fn=collate_samples,
         )
 
+    def _progress(self) -> tuple[int, int, int]:
+        """``(epoch, batches trained in it, batches per epoch)`` from the attached trainer."""
+        trainer = self.trainer
+        done = trainer.fit_loop.epoch_loop.batch_progress.current.processed
+        return trainer.current_epoch, done, int(min(trainer.num_training_batches, 2**62))
+
     def train_dataloader(self) -> DataLoader:
-        """Shuffled; drops the last incomplete batch when the set is larger than one batch."""
-        return self._loader("train", self.per_device_batch_size())
+        """Shuffled; drops the last incomplete batch when the set is larger than one batch.
+
+        Deterministic and resumable (:mod:`leseg.data.resumable`): the order is a permutation
+        seeded by ``data_seed`` (default: the run's ``seed`` from ``seed_everything``) plus the
+        epoch, split over DDP ranks; each sample's augmentation is seeded by (seed, epoch, index);
+        a mid-epoch checkpoint stores the position, and resuming skips what was already trained.
+        """
+        from leseg.data.resumable import EpochSampler, ResumableDataLoader, SeededDataset
+
+        if self.train_dataset is None:
+            self.setup("fit")
+        dataset = self.train_dataset
+        batch_size = self.per_device_batch_size()
+        trainer = getattr(self, "trainer", None)
+        world = int(getattr(trainer, "world_size", 1) or 1) if trainer is not None else 1
+        rank = int(getattr(trainer, "global_rank", 0) or 0) if trainer is not None else 0
+        if getattr(self, "_data_seed", None) is None:  # fixed at the first call of the run
+            seed = self.extra_config.get("data_seed")
+            seed = seed if seed is not None else os.environ.get("PL_GLOBAL_SEED")
+            self._data_seed = (torch.initial_seed() if seed is None else int(seed)) % 2**62
+        seed = self._data_seed
+        sampler = EpochSampler(dataset, num_replicas=world, rank=rank, shuffle=True, seed=seed)
+        return ResumableDataLoader(
+            SeededDataset(self.guard(dataset, "train")), batch_size=batch_size, sampler=sampler,
+            drop_last=len(sampler) > batch_size,
+            num_workers=self.num_workers, pin_memory=self.pin_memory,
+            persistent_workers=self.persistent_workers and self.num_workers > 0,
+            collate_fn=collate_samples, generator=torch.Generator().manual_seed(seed),
+            progress=self._progress if trainer is not None else None,
+        )
 
     def val_dataloader(self) -> DataLoader:
         """``val_set`` in order, ``val_batch_size`` per device."""

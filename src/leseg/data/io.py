@@ -125,10 +125,15 @@ def _atomic_target(path: Path):
     try:
         yield tmp
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as err:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
-        raise
+        from leseg.utils.io import naming_error
+
+        named = naming_error(err, path)  # e.g. ENOSPC: the error names the destination
+        if named is err:
+            raise
+        raise named from err
 
 
 def write_png_atomic(path: str | os.PathLike, array: np.ndarray,

@@ -297,7 +297,7 @@ class SemiSupervisedDataModule(SegmentationDataModule):
                 iterations: int) -> DataLoader:
         sampler = RandomSampler(dataset, replacement=False, num_samples=iterations * global_batch)
         return DataLoader(
-            dataset, batch_size=per_device_batch, sampler=sampler, drop_last=True,
+            self.guard(dataset, "train"), batch_size=per_device_batch, sampler=sampler, drop_last=True,
             num_workers=self.num_workers, pin_memory=self.pin_memory,
             persistent_workers=self.persistent_workers and self.num_workers > 0,
             collate_fn=collate_samples,

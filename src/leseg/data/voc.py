@@ -70,6 +70,8 @@ class VOCSegmentation(Dataset):
         label_dir: folder with ``<id>.png`` class-index maps replacing ``label_subdir``.
         ids_source: where ``ids`` came from (a split file), named in errors.
         mean, std: image normalisation (ImageNet by default).
+        on_missing: ``raise`` (default) or ``skip``: drop ids without image or label file with a
+            warning; they are listed in :attr:`skipped` as ``(id, reason)``.
 
     Sample (``__getitem__``): ``image`` float32 (3, H, W) normalised, ``label`` int64 (H, W) with
     values 0..20 and 255, ``name`` str (the VOC id, e.g. ``2007_000033``).
@@ -89,11 +91,12 @@ class VOCSegmentation(Dataset):
                  transforms: Callable[..., dict] | None = None,
                  label_dir: str | os.PathLike | None = None, *, ids_source: str | None = None,
                  mean: Sequence[float] = IMAGENET_MEAN,
-                 std: Sequence[float] = IMAGENET_STD) -> None:
+                 std: Sequence[float] = IMAGENET_STD, on_missing: str = "raise") -> None:
         self.root = Path(root)
         self.split = split
         self.transforms = transforms
         self.mean, self.std = tuple(mean), tuple(std)
+        self.skipped: list[tuple[str, str]] = []
         self.label_dir = Path(label_dir) if label_dir is not None else None
         self.label_subdir = label_subdir or default_label_subdir(self.root, split)
         if not (self.root / "JPEGImages").is_dir():
@@ -111,6 +114,10 @@ class VOCSegmentation(Dataset):
         self.names: list[str] = [str(i) for i in ids]
         self.image_paths = [self.root / "JPEGImages" / f"{n}.jpg" for n in self.names]
         unknown = [n for n, p in zip(self.names, self.image_paths) if not p.is_file()]
+        if unknown and on_missing == "skip":
+            self._drop(unknown, f"no image {self.root}/JPEGImages/<id>.jpg (listed in "
+                                f"{ids_source or 'the given ids'})")
+            unknown = []
         if unknown:
             raise FileNotFoundError(
                 f"{len(unknown)} id(s) from {ids_source or 'the given ids'} have no image "
@@ -118,9 +125,25 @@ class VOCSegmentation(Dataset):
         label_root = self.label_dir if self.label_dir is not None else self.root / self.label_subdir
         self.label_paths = [label_root / f"{n}.png" for n in self.names]
         missing = [p for p in self.label_paths if not p.is_file()]
+        if missing and on_missing == "skip":
+            self._drop([p.stem for p in missing], f"no label file in {label_root}")
+            missing = []
         if missing:
             raise FileNotFoundError(missing_files_message(
                 missing, "label file(s)", f"; expected {label_root}/<id>.png"))
+
+    def _drop(self, names: list[str], reason: str) -> None:
+        import warnings
+
+        drop = set(names)
+        warnings.warn(f"on_missing=skip: dropping {len(drop)} id(s) of split {self.split!r}: "
+                      f"{reason}: {sorted(drop)[:5]}", stacklevel=3)
+        self.skipped += [(n, reason) for n in sorted(drop)]
+        keep = [i for i, n in enumerate(self.names) if n not in drop]
+        self.names = [self.names[i] for i in keep]
+        self.image_paths = [self.image_paths[i] for i in keep]
+        if hasattr(self, "label_paths"):
+            self.label_paths = [self.label_paths[i] for i in keep]
 
     def __len__(self) -> int:
         return len(self.names)

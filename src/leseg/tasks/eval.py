@@ -24,7 +24,7 @@ import numpy as np
 from omegaconf import DictConfig, OmegaConf
 
 from leseg.callbacks.prediction_writer import PredictionWriter
-from leseg.tasks.common import load_checkpoint, run_info
+from leseg.tasks.common import load_checkpoint, pin_run_dir, run_info
 from leseg.utils.instantiate import instantiate_loggers
 from leseg.utils.io import atomic_write, atomic_write_json, atomic_write_text
 from leseg.utils.logging import get_logger
@@ -113,6 +113,7 @@ def evaluate(cfg: DictConfig) -> tuple[dict[str, Any], dict[str, Any]]:
         FileNotFoundError / ValueError: missing or non-leseg checkpoint (see ``load_checkpoint``).
         ValueError: the evaluation data has a different number of classes than the checkpoint.
     """
+    pin_run_dir(cfg.paths.output_dir)  # DDP ranks started by Lightning reuse rank 0's directory
     ckpt = load_checkpoint(cfg.ckpt_path)
     train_cfg = OmegaConf.create(ckpt["hyper_parameters"]["config"])
     data_cfg = cfg.data if cfg.get("data") else train_cfg.data

@@ -15,7 +15,17 @@ import lightning as L
 from lightning.pytorch.callbacks import LearningRateMonitor
 from omegaconf import DictConfig
 
-from leseg.tasks.common import check_launch, run_info
+from leseg.data.faults import summarize_skips
+from leseg.tasks.common import (
+    apply_speed,
+    check_checkpoint_compatible,
+    check_launch,
+    pin_run_dir,
+    resolve_ckpt_path,
+    resume_callbacks,
+    run_info,
+    set_wandb_resume,
+)
 from leseg.utils.config import to_plain
 from leseg.utils.instantiate import instantiate_callbacks, instantiate_loggers
 from leseg.utils.io import atomic_write_json
@@ -44,22 +54,37 @@ def train(cfg: DictConfig) -> tuple[dict[str, Any], dict[str, Any]]:
     Writes ``metrics.json`` (run identifiers, final validation and test metrics, best checkpoint)
     into ``cfg.paths.output_dir``; checkpoints go to ``<output_dir>/checkpoints``.
 
+    Resume: ``ckpt_path=<file>`` or ``ckpt_path=last`` (see
+    :func:`leseg.tasks.common.find_last_checkpoint`); with a fixed ``seed`` the resumed run ends
+    with the same weights as an uninterrupted one (data stream: :mod:`leseg.data.resumable`; global
+    RNG: :class:`leseg.callbacks.resume.RNGStateCheckpoint`; mid-epoch ``last.ckpt`` every
+    ``resume.every_n_train_steps`` steps) and logs into the same wandb run.
+
     Returns:
         ``(metric_dict, object_dict)``: the logged scalar metrics, and the built objects.
     """
     check_launch(cfg)
+    pin_run_dir(cfg.paths.output_dir)  # DDP ranks started by Lightning reuse rank 0's directory
+    ckpt_path = resolve_ckpt_path(cfg)  # "last" → the newest last.ckpt of this experiment/seed
+    if ckpt_path is not None:
+        check_checkpoint_compatible(ckpt_path, cfg)  # classes/backbone mismatch: a clear error
+        log.info(f"Resuming from {ckpt_path}")
+    set_wandb_resume(cfg, ckpt_path)  # a resumed run continues the same wandb run
     if cfg.get("seed") is not None:
         L.seed_everything(cfg.seed, workers=True)
 
     log.info(f"Instantiating datamodule <{cfg.data._target_}>")
     datamodule: L.LightningDataModule = hydra.utils.instantiate(cfg.data)
+    if getattr(datamodule, "on_bad_sample", "raise") == "skip":  # one log for all workers/ranks
+        datamodule.bad_sample_log = Path(cfg.paths.output_dir) / "skipped_samples.jsonl"
     log.info(f"Instantiating method <{cfg.method._target_}> with model <{cfg.model.name}>")
     model: L.LightningModule = hydra.utils.instantiate(cfg.method)
     # The whole resolved config, as plain containers, travels in every checkpoint: eval.py rebuilds
     # the model from it, and torch.load(weights_only=True) accepts it.
-    model.hparams["config"] = to_plain(cfg)
+    model.hparams["config"] = to_plain(cfg)  # secrets redacted (leseg.utils.config.redact)
+    apply_speed(model, cfg.get("speed"))  # channels_last / torch.compile switches
 
-    callbacks = instantiate_callbacks(cfg.get("callbacks"))
+    callbacks = resume_callbacks(cfg, instantiate_callbacks(cfg.get("callbacks")))
     loggers = instantiate_loggers(cfg.get("logger"))
     if not loggers:  # logger=none: LearningRateMonitor would refuse to start
         callbacks = [c for c in callbacks if not isinstance(c, LearningRateMonitor)]
@@ -70,7 +95,7 @@ def train(cfg: DictConfig) -> tuple[dict[str, Any], dict[str, Any]]:
     _log_hyperparameters(cfg, model, loggers)
 
     if cfg.get("train", True):
-        trainer.fit(model=model, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
+        trainer.fit(model=model, datamodule=datamodule, ckpt_path=ckpt_path)
     metrics = _scalars(trainer.callback_metrics)
 
     best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
@@ -80,7 +105,12 @@ def train(cfg: DictConfig) -> tuple[dict[str, Any], dict[str, Any]]:
         trainer.test(model=model, datamodule=datamodule, ckpt_path=best or None)
         metrics.update(_scalars(trainer.callback_metrics))
 
+    summary = {**run_info(cfg), "best_checkpoint": best or None, "metrics": metrics}
+    if getattr(datamodule, "on_bad_sample", "raise") == "skip":
+        summary["skipped_samples"] = summarize_skips(datamodule.bad_sample_log)
+        if summary["skipped_samples"]["count"]:
+            log.warning(f"{summary['skipped_samples']['count']} bad sample(s) were skipped; "
+                        f"see {datamodule.bad_sample_log}")
     if trainer.is_global_zero:
-        atomic_write_json(Path(cfg.paths.output_dir) / "metrics.json",
-                          {**run_info(cfg), "best_checkpoint": best or None, "metrics": metrics})
+        atomic_write_json(Path(cfg.paths.output_dir) / "metrics.json", summary)
     return metrics, objects

@@ -3,10 +3,17 @@
 Lightning 2.6 loads checkpoints with ``torch.load(weights_only=True)``; an OmegaConf ``DictConfig``
 inside the saved hyper-parameters makes that fail (ANCHORS.md d-8). :func:`to_plain` converts a config
 into plain ``dict``/``list``/scalars, which is what leseg stores in every checkpoint.
+
+Secrets (wandb API keys, tokens, passwords; see :func:`redact`) never reach leseg's own outputs:
+the printed and saved config tree, the logged hyper-parameters and the config stored in
+checkpoints are redacted. Hydra's own ``.hydra/config.yaml`` is written before leseg runs: keep
+secrets in the environment (``WANDB_API_KEY``), not on the command line or in config files.
 """
 
 from __future__ import annotations
 
+import os
+import re
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
@@ -25,18 +32,63 @@ log = get_logger(__name__)
 PRINT_ORDER = ("data", "model", "method", "inference", "callbacks", "logger", "trainer", "paths")
 
 
-def to_plain(cfg: Any) -> Any:
+REDACTED = "***"
+_SECRET_NAME = re.compile(r"key|token|secret|passw|credential", re.IGNORECASE)
+
+
+def is_secret_name(name: Any) -> bool:
+    """True for a config key or environment variable name that may hold a secret: it contains
+    ``key``, ``token``, ``secret``, ``passw`` or ``credential`` (any case), e.g.
+    ``WANDB_API_KEY``, ``hf_token``, ``db_password``."""
+    return isinstance(name, str) and bool(_SECRET_NAME.search(name))
+
+
+_SECRET_ENV = re.compile(r"(KEY|TOKEN|SECRET|PASSWORD|PASSWD|CREDENTIALS?)$", re.IGNORECASE)
+
+
+def secret_env_values(min_length: int = 8) -> list[str]:
+    """Values of the environment variables whose names end in ``KEY``, ``TOKEN``, ``SECRET``,
+    ``PASSWORD``/``PASSWD`` or ``CREDENTIAL(S)`` (``WANDB_API_KEY``, ``HF_TOKEN``, ...), at least
+    ``min_length`` characters long and not an existing path, longest first."""
+    values = {v for k, v in os.environ.items()
+              if _SECRET_ENV.search(k) and len(v) >= min_length and not os.path.exists(v)}
+    return sorted(values, key=len, reverse=True)
+
+
+def redact(obj: Any, secrets: list[str] | None = None) -> Any:
+    """A copy of plain containers ``obj`` with secrets replaced by ``"***"``.
+
+    Redacted: the string value of every key whose name :func:`is_secret_name` (numbers and
+    booleans are kept, e.g. a ``num_tokens: 196``), and every occurrence, inside any string, of
+    the value of a secret-named environment variable (e.g. ``${oc.env:WANDB_API_KEY}``
+    interpolated under an innocent key).
+    """
+    secrets = secret_env_values() if secrets is None else secrets
+    if isinstance(obj, dict):
+        return {k: (REDACTED if is_secret_name(k) and isinstance(v, str) and v else
+                    redact(v, secrets)) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return type(obj)(redact(v, secrets) for v in obj)
+    if isinstance(obj, str):
+        for value in secrets:
+            obj = obj.replace(value, REDACTED)
+    return obj
+
+
+def to_plain(cfg: Any, redact_secrets: bool = True) -> Any:
     """Return ``cfg`` as plain Python containers with interpolations resolved.
 
     Args:
         cfg: a ``DictConfig``/``ListConfig`` or any plain value.
+        redact_secrets: replace keys, tokens and passwords by ``"***"`` (see :func:`redact`);
+            this is what goes into checkpoints and logged hyper-parameters.
 
     Returns:
         ``dict``/``list``/scalars only (safe for ``torch.load(weights_only=True)`` and JSON).
     """
     if isinstance(cfg, DictConfig) or OmegaConf.is_config(cfg):
-        return OmegaConf.to_container(cfg, resolve=True, throw_on_missing=False)
-    return cfg
+        cfg = OmegaConf.to_container(cfg, resolve=True, throw_on_missing=False)
+    return redact(cfg) if redact_secrets else cfg
 
 
 @rank_zero_only
@@ -55,8 +107,8 @@ def print_config_tree(
     keys = [k for k in order if k in cfg] + [k for k in cfg if k not in order]
     for key in keys:
         branch = tree.add(str(key), style="bold", guide_style="dim")
-        value = cfg[key]
-        text = OmegaConf.to_yaml(value, resolve=True) if isinstance(value, DictConfig) else str(value)
+        value = to_plain(cfg[key])  # resolved, secrets redacted
+        text = OmegaConf.to_yaml(value) if isinstance(value, dict | list) else str(value)
         branch.add(rich.syntax.Syntax(text, "yaml"))
     rich.print(tree)
     if save_to is not None:

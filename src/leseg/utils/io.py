@@ -30,8 +30,9 @@ def atomic_write(path: str | os.PathLike, mode: str = "wb") -> Iterator[IO]:
         The open temporary file object.
 
     Raises:
-        OSError: if the directory cannot be written (e.g. disk full); the temporary file is removed
-            and ``path`` is left untouched (its previous content, if any, survives).
+        OSError: if the directory cannot be written (e.g. disk full, ``ENOSPC``): the temporary file
+            is removed, ``path`` is left untouched (its previous content, if any, survives), and
+            the error (same class and errno) names ``path``.
     """
     if mode not in ("wb", "w"):
         raise ValueError(f"atomic_write: mode must be 'wb' or 'w', got {mode!r}")
@@ -44,10 +45,28 @@ def atomic_write(path: str | os.PathLike, mode: str = "wb") -> Iterator[IO]:
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as err:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
-        raise
+        named = naming_error(err, path)
+        if named is err:
+            raise
+        raise named from err
+
+
+def naming_error(err: BaseException, path: str | os.PathLike) -> BaseException:
+    """An ``OSError`` whose message names the destination ``path`` (same errno and class), e.g.
+    ``[Errno 28] No space left on device; nothing was written to <path>: '<path>'``; other
+    exceptions, and OSErrors that already name it, are returned unchanged."""
+    if not isinstance(err, OSError) or str(path) in str(err):
+        return err
+    reason = f"{err.strerror or str(err) or type(err).__name__}; nothing was written to {path}"
+    try:
+        if err.errno is not None:
+            return type(err)(err.errno, reason, str(path))
+        return type(err)(reason)
+    except TypeError:  # an OSError subclass with another signature
+        return OSError(err.errno, reason, str(path))
 
 
 def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
