@@ -107,3 +107,24 @@ def test_disk_full_write_leaves_no_file_and_names_it(tmp_path: Path, monkeypatch
     with pytest.raises(OSError, match="x.png"):
         write_png_atomic(png, np.zeros((4, 4), np.uint8))
     assert not png.exists() and list(png.parent.iterdir()) == []
+
+
+def test_checkpoint_for_other_classes_or_backbone_is_refused_naming_both(tmp_path: Path) -> None:
+    import torch
+    from omegaconf import OmegaConf
+
+    from leseg.tasks.common import check_checkpoint_compatible
+
+    def config(classes: int, data: str, backbone: str) -> dict:
+        return {"data": {"num_classes": classes, "name": data},
+                "model": {"name": f"deeplabv3plus-{backbone}",
+                          "backbone": {"name": backbone, "output_stride": 16, "in_chans": 3}}}
+
+    ckpt = tmp_path / "city_r18.ckpt"
+    torch.save({"hyper_parameters": {"config": config(19, "cityscapes", "resnet18")}}, ckpt)
+    check_checkpoint_compatible(ckpt, OmegaConf.create(config(19, "synthetic_city", "resnet18")))
+    with pytest.raises(ValueError, match=r"num_classes.*19 classes \(data=cityscapes\).*21 classes "
+                                         r"\(data=voc\)"):
+        check_checkpoint_compatible(ckpt, OmegaConf.create(config(21, "voc", "resnet18")))
+    with pytest.raises(ValueError, match=r"city_r18.ckpt.*backbone=resnet18.*backbone=resnet101"):
+        check_checkpoint_compatible(ckpt, OmegaConf.create(config(19, "cityscapes", "resnet101")))
