@@ -30,7 +30,7 @@ def _ddp_train(data: str, extra: list[str], log_dir: Path, data_dir: Path) -> Pa
     overrides = [o for o in _tiny_overrides(data) if not o.startswith(drop)]
     overrides = [o.replace("callbacks=default", "callbacks=none") for o in overrides]
     cmd = [sys.executable, "train.py", *overrides, "trainer=ddp_cpu", "trainer.devices=2",
-           "trainer.max_epochs=1", "data.batch_size=4", "data.max_val_samples=3", "test=false",
+           "trainer.max_epochs=1", "data.batch_size=4", "++data.max_val_samples=3", "test=false",
            f"paths.data_dir={data_dir}", f"paths.log_dir={log_dir}",
            "+callbacks.model_checkpoint._target_=lightning.pytorch.callbacks.ModelCheckpoint",
            "+callbacks.model_checkpoint.dirpath=${paths.output_dir}/checkpoints",
@@ -83,6 +83,9 @@ def test_ddp_two_cpu_processes_supervised(tmp_path: Path, data_dir: Path) -> Non
 
 
 @pytest.mark.slow
+@pytest.mark.xfail(strict=True, reason="known bug, open in the scale-and-trust issue: under DDP "
+                   "the semi-supervised DataModule's two streams give 'No training batches' "
+                   "(their samplers are not made distributed yet)")
 def test_ddp_two_cpu_processes_s4mc(tmp_path: Path, data_dir: Path) -> None:
     run_dir = _ddp_train("synthetic_voc", S4MC, tmp_path / "logs", data_dir)
     _check(run_dir, tmp_path)

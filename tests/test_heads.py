@@ -137,13 +137,18 @@ def test_every_model_config_builds_a_working_segmentor() -> None:
     GlobalHydra.instance().clear()
     try:
         with initialize_config_dir(config_dir=str(conf), version_base="1.3"):
+            segmentors = 0
             for name in names:
                 cfg = compose("train", overrides=[f"model={name}"])
+                if cfg.model.get("_target_") != "leseg.models.segmentor.Segmentor":
+                    continue  # CAM / affinity / depth networks: tested with their methods
+                segmentors += 1
                 model = instantiate(cfg.model).eval()
                 assert isinstance(model, Segmentor), name
                 with torch.no_grad():
                     out = model(torch.randn(1, 3, 32, 64))
                 assert out.shape == (1, cfg.model.num_classes, 32, 64), name
+            assert segmentors >= 8
     finally:
         GlobalHydra.instance().clear()
 
