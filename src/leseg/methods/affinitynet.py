@@ -36,8 +36,7 @@ from leseg.components.affinity import (
     affinity_loss,
     downsample_labels,
 )
-from leseg.methods.optim import build_scheduler
-from leseg.methods.ssenet import build_four_group_optimizer
+from leseg.methods.ssenet import four_group_poly_optimizers
 
 __all__ = ["AffinityNet"]
 
@@ -99,10 +98,4 @@ class AffinityNet(L.LightningModule):
 
     def configure_optimizers(self) -> dict[str, Any]:
         """Four groups (×1/×2/×10/×20; new = the affinity head), poly LR per iteration."""
-        optimizer = build_four_group_optimizer(
-            self.net, ("head.",), dict(self.hparams.optimizer or {"name": "sgd", "lr": 0.01}))
-        sched_cfg = dict(self.hparams.scheduler or {"name": "poly", "power": 0.9})
-        total = int(self.trainer.estimated_stepping_batches)
-        scheduler = build_scheduler(optimizer, max(total, 1), **sched_cfg)
-        return {"optimizer": optimizer,
-                "lr_scheduler": {"scheduler": scheduler, "interval": "step", "frequency": 1}}
+        return four_group_poly_optimizers(self, ("head.",))

@@ -103,6 +103,23 @@ def build_four_group_optimizer(model: nn.Module, new_prefixes: Sequence[str],
     raise ValueError(f"method.optimizer.name={name!r} is not one of ('sgd', 'adamw')")
 
 
+def four_group_poly_optimizers(module: Any, new_prefixes: Sequence[str]) -> dict[str, Any]:
+    """Lightning ``configure_optimizers`` result shared by SSENetCAM and AffinityNet.
+
+    :func:`build_four_group_optimizer` over ``module.net`` from ``module.hparams.optimizer``
+    (default SGD lr 0.01) with ``module.hparams.scheduler`` (default poly 0.9) stepped per
+    iteration over the trainer's estimated number of optimiser steps (AffinityNet's
+    ``PolyOptimizer``, METHODS.md §5(d)).
+    """
+    optimizer = build_four_group_optimizer(
+        module.net, new_prefixes, dict(module.hparams.optimizer or {"name": "sgd", "lr": 0.01}))
+    sched_cfg = dict(module.hparams.scheduler or {"name": "poly", "power": 0.9})
+    total = int(module.trainer.estimated_stepping_batches)
+    scheduler = build_scheduler(optimizer, max(total, 1), **sched_cfg)
+    return {"optimizer": optimizer,
+            "lr_scheduler": {"scheduler": scheduler, "interval": "step", "frequency": 1}}
+
+
 class SSENetCAM(SegmentationModule):
     """SSENet / plain-CAM LightningModule (see the module docstring).
 
@@ -172,13 +189,7 @@ class SSENetCAM(SegmentationModule):
 
     def configure_optimizers(self) -> dict[str, Any]:
         """Four groups (×1/×2/×10/×20), weight decay on weights only, poly LR per iteration."""
-        optimizer = build_four_group_optimizer(
-            self.net, ("head.",), dict(self.hparams.optimizer or {"name": "sgd", "lr": 0.01}))
-        sched_cfg = dict(self.hparams.scheduler or {"name": "poly", "power": 0.9})
-        total = int(self.trainer.estimated_stepping_batches)
-        scheduler = build_scheduler(optimizer, max(total, 1), **sched_cfg)
-        return {"optimizer": optimizer,
-                "lr_scheduler": {"scheduler": scheduler, "interval": "step", "frequency": 1}}
+        return four_group_poly_optimizers(self, ("head.",))
 
     # ---------------------------------------------------------------- inference
     def cams(self, images: torch.Tensor, class_labels: torch.Tensor,
