@@ -29,6 +29,35 @@ from leseg.data.transforms import IMAGENET_MEAN, IMAGENET_STD, build_transforms
 from leseg.data.voc import VOCSegmentation
 
 
+def prepare_synthetic(synthetic: Mapping[str, Any] | None, root: str | os.PathLike) -> None:
+    """Generate the built-in dataset described by ``data.synthetic`` into ``root`` (once).
+
+    ``synthetic`` is None for real datasets (nothing happens) or a mapping with ``kind``
+    (``city`` / ``voc``) and the generator's parameters; shared by every DataModule's
+    ``prepare_data``.
+    """
+    if synthetic is None:
+        return
+    from leseg.data.synthetic import ensure_synthetic  # lazy: only synthetic configs need it
+
+    params = dict(synthetic)
+    kind = params.pop("kind")
+    ensure_synthetic(kind, root, **params)
+
+
+def head_subset(dataset: Dataset, n: int | None) -> Dataset:
+    """The first ``n`` samples of ``dataset`` (all of them for None or n ≥ len).
+
+    Raises:
+        ValueError: n < 1 (``max_*_samples`` keys).
+    """
+    if n is None or n >= len(dataset):
+        return dataset
+    if n < 1:
+        raise ValueError(f"max_*_samples must be >= 1 or null, got {n}")
+    return Subset(dataset, range(n))
+
+
 def collate_samples(samples: Sequence[dict[str, Any]]) -> dict[str, Any]:
     """Batch sample dicts: tensors are stacked along a new dim 0, everything else becomes a list.
 
@@ -239,23 +268,11 @@ class SegmentationDataModule(L.LightningDataModule):
 
         return SkipBadSamples(dataset, self.skip_log_path(), stage)
 
-    @staticmethod
-    def _head(dataset: Dataset, n: int | None) -> Dataset:
-        if n is None or n >= len(dataset):
-            return dataset
-        if n < 1:
-            raise ValueError(f"max_*_samples must be >= 1 or null, got {n}")
-        return Subset(dataset, range(n))
+    _head = staticmethod(head_subset)
 
     def prepare_data(self) -> None:
         """Generate the synthetic dataset into ``root`` if ``synthetic`` is set (else nothing)."""
-        if self.synthetic is None:
-            return
-        from leseg.data.synthetic import ensure_synthetic  # lazy: only synthetic configs need it
-
-        params = dict(self.synthetic)
-        kind = params.pop("kind")
-        ensure_synthetic(kind, self.root, **params)
+        prepare_synthetic(self.synthetic, self.root)
 
     def setup(self, stage: str | None = None) -> None:
         """Build the datasets of ``stage`` (fit: train + val; validate: val; test/predict: test).

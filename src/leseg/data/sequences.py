@@ -44,7 +44,7 @@ import lightning as L
 import numpy as np
 import torch
 import torch.nn.functional as F
-from torch.utils.data import DataLoader, Dataset, Subset
+from torch.utils.data import DataLoader, Dataset
 
 from leseg.data.camera import (
     camera_baseline,
@@ -55,7 +55,7 @@ from leseg.data.camera import (
     reference_hflip_intrinsics,
     resize_intrinsics,
 )
-from leseg.data.datamodules import collate_samples
+from leseg.data.datamodules import collate_samples, head_subset, prepare_synthetic
 from leseg.data.io import missing_files_message, read_image, read_label
 from leseg.data.labels import CITYSCAPES_INFO, IGNORE_INDEX, check_label_values, labelid_to_trainid
 
@@ -387,17 +387,9 @@ class SequenceDataModule(L.LightningDataModule):
 
     def prepare_data(self) -> None:
         """Generate the synthetic dataset into ``root`` when ``synthetic`` is set."""
-        if self.synthetic is None:
-            return
-        from leseg.data.synthetic import ensure_synthetic
+        prepare_synthetic(self.synthetic, self.root)
 
-        params = dict(self.synthetic)
-        kind = params.pop("kind")
-        ensure_synthetic(kind, self.root, **params)
-
-    @staticmethod
-    def _head(dataset: Dataset, n: int | None) -> Dataset:
-        return dataset if n is None or n >= len(dataset) else Subset(dataset, range(n))
+    _head = staticmethod(head_subset)
 
     def setup(self, stage: str | None = None) -> None:
         """Build the train (fit) and val (fit/validate/test) datasets."""

@@ -30,7 +30,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from leseg.data.cityscapes import CityscapesSegmentation
-from leseg.data.datamodules import collate_samples
+from leseg.data.datamodules import collate_samples, prepare_synthetic
 from leseg.data.io import read_image
 from leseg.data.labels import IGNORE_INDEX
 from leseg.data.splits import read_split_file, sample_name
@@ -218,13 +218,7 @@ class UnlabeledDataModule(L.LightningDataModule):
 
     def prepare_data(self) -> None:
         """Generate the synthetic dataset into ``root`` if ``synthetic`` is set (else nothing)."""
-        if self.synthetic is None:
-            return
-        from leseg.data.synthetic import ensure_synthetic  # lazy: only synthetic configs need it
-
-        params = dict(self.synthetic)
-        kind = params.pop("kind")
-        ensure_synthetic(kind, self.root, **params)
+        prepare_synthetic(self.synthetic, self.root)
 
     def setup(self, stage: str | None = None) -> None:
         """List the pool (the training set); nothing else is needed for any stage.
