@@ -1,0 +1,244 @@
+"""Segmentation network initialised from self-supervised depth: the second of Hoyer et al.'s three ways.
+
+Hoyer et al., "Three Ways to Improve Semantic Segmentation with Self-Supervised Depth Estimation"
+(CVPR 2021, §3.2 "Transfer learning"; METHODS.md §6(b) ``JointSegDepthDecoder``):
+
+* the encoder is the SDE network's ResNet (:class:`~leseg.models.depth.DepthEncoder`, layer
+  numbers 0–4);
+* the segmentation decoder is a second copy of the depth decoder's architecture
+  (:class:`~leseg.models.depth.DepthDecoder`: ASPP first stage, U-Net stages i = 4 … 0, layer
+  numbers 5–9), without the sigmoid disparity heads;
+* the segmentation head reads "layer 9" — the last decoder stage (stage i = 0, ``channels[0]``
+  = 64 channels at the full input resolution) — through a 1×1 conv without bias to 64 channels,
+  BatchNorm + ReLU (INFERRED: the bias-free conv implies a following normalisation; the reference's
+  optional intermediate 3×3 conv is off in the main config) and a 1×1 conv to K logits.
+
+**Transfer** (:func:`transfer_depth_weights`): every entry of the encoder (parameters and BN
+buffers) and of the decoder's stage convolutions (``conv0.*``, ``conv1.*``, the ASPP included) is
+copied from a trained depth network; the disparity heads and the pose network are not used, the
+segmentation head is new (random init). The source is a leseg checkpoint of
+:class:`~leseg.methods.depth.SelfSupervisedDepth` (keys ``net.encoder.*``, ``net.decoder.*``) or a
+file written by :func:`export_depth_weights` (keys ``encoder.*``, ``decoder.*``)::
+
+    python -m leseg.models.depth.segmentation --ckpt <depth run>/checkpoints/last.ckpt --out depth.pt
+
+Input convention: the segmentation DataModules normalise images with the ImageNet mean/std; the
+network undoes that (``input_mean`` / ``input_std``) and hands [0, 1] RGB to the depth encoder,
+which applies the monodepth2 normalisation (x − 0.45) / 0.225 the weights were trained with.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from leseg.models.depth.decoder import DepthDecoder
+from leseg.models.depth.encoder import DepthEncoder
+
+__all__ = ["DepthSegmentor", "export_depth_weights", "load_depth_state", "transfer_depth_weights"]
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+#: prefixes of the two parts that transfer, in a leseg depth checkpoint and in an exported file
+PARTS = ("encoder", "decoder")
+
+
+def load_depth_state(path: str | Path) -> dict[str, dict[str, torch.Tensor]]:
+    """Read the encoder and decoder state of a depth network from a checkpoint or exported file.
+
+    Args:
+        path: a Lightning checkpoint of a ``SelfSupervisedDepth`` run (``state_dict`` with keys
+            ``net.encoder.*`` / ``net.decoder.*``) or a file of :func:`export_depth_weights`
+            (``{"encoder.<key>": tensor, "decoder.<key>": tensor}``, optionally under
+            ``state_dict``).
+
+    Returns:
+        ``{"encoder": {key: tensor}, "decoder": {key: tensor}}`` (keys without the prefixes).
+
+    Raises:
+        FileNotFoundError: no such file (names it).
+        KeyError: the file holds no depth encoder/decoder weights (names the file and a few of
+            the keys it has).
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"model.init_from_depth: depth checkpoint {path} not found (train "
+                                f"the depth network first, e.g. experiment=ssdepth_*, or export "
+                                f"one with python -m leseg.models.depth.segmentation)")
+    obj = torch.load(path, map_location="cpu", weights_only=True)
+    state = obj.get("state_dict", obj) if isinstance(obj, dict) else {}
+    parts: dict[str, dict[str, torch.Tensor]] = {p: {} for p in PARTS}
+    for prefix in ("net.", ""):
+        for part in PARTS:
+            head = f"{prefix}{part}."
+            parts[part] = {k[len(head):]: v for k, v in state.items()
+                           if isinstance(k, str) and k.startswith(head)}
+        if all(parts.values()):
+            return parts
+    raise KeyError(f"model.init_from_depth: {path} holds no depth encoder+decoder weights "
+                   f"(expected keys net.encoder.* and net.decoder.*, or encoder.* and decoder.*); "
+                   f"its keys start like {list(state)[:5]}")
+
+
+def export_depth_weights(ckpt: str | Path, out: str | Path) -> int:
+    """Write the encoder + decoder weights of a depth checkpoint to ``out`` (atomically).
+
+    Returns:
+        Number of tensors written. Raises as :func:`load_depth_state`.
+    """
+    from leseg.utils.io import atomic_write
+
+    parts = load_depth_state(ckpt)
+    flat = {f"{part}.{k}": v for part, state in parts.items() for k, v in state.items()}
+    with atomic_write(Path(out), "wb") as fh:
+        torch.save(flat, fh)
+    return len(flat)
+
+
+def transfer_depth_weights(encoder: nn.Module, decoder: nn.Module, path: str | Path
+                           ) -> list[str]:
+    """Copy a depth network's encoder and decoder stages into ``encoder`` / ``decoder`` in place.
+
+    Every state entry of ``encoder`` and every ``conv0.*`` / ``conv1.*`` entry of ``decoder`` must
+    exist in the file with the same shape; disparity heads (``disp.*``) and pose weights in the
+    file are ignored; other entries of ``decoder`` (none for :class:`DepthSegmentor`) are left.
+
+    Args:
+        encoder: a :class:`DepthEncoder` (same ResNet and output stride as the depth run).
+        decoder: a :class:`DepthDecoder` (same stage widths and ASPP setting).
+        path: see :func:`load_depth_state`.
+
+    Returns:
+        The transferred keys, as ``encoder.<key>`` / ``decoder.<key>``.
+
+    Raises:
+        FileNotFoundError, KeyError: see :func:`load_depth_state`.
+        ValueError: a needed key is missing from the file or has another shape (names the file,
+            the keys and both shapes, and the settings that must match the depth run).
+    """
+    source = load_depth_state(path)
+    copied: list[str] = []
+    problems: list[str] = []
+    for part, module in (("encoder", encoder), ("decoder", decoder)):
+        own = module.state_dict()
+        wanted = {k: v for k, v in own.items()
+                  if part == "encoder" or k.startswith(("conv0.", "conv1."))}
+        src = source[part]
+        for key, value in wanted.items():
+            if key not in src:
+                problems.append(f"{part}.{key} missing")
+            elif tuple(src[key].shape) != tuple(value.shape):
+                problems.append(f"{part}.{key} has shape {tuple(src[key].shape)} in the file, "
+                                f"{tuple(value.shape)} in the model")
+        if problems:
+            continue
+        own.update({k: src[k].to(own[k].dtype) for k in wanted})
+        module.load_state_dict(own, strict=True)
+        copied += [f"{part}.{k}" for k in wanted]
+    if problems:
+        raise ValueError(f"model.init_from_depth: {path} does not fit this network "
+                         f"({len(problems)} mismatch(es), e.g. {problems[:3]}); model.encoder, "
+                         f"model.output_stride, model.decoder_channels and model.aspp must match "
+                         f"the depth run")
+    return copied
+
+
+class DepthSegmentor(nn.Module):
+    """Depth encoder + depth-architecture segmentation decoder + 1×1 head (module docstring).
+
+    Args:
+        num_classes: K.
+        encoder: timm ResNet name (paper ``resnet101``; ``resnet18`` for CPU runs).
+        output_stride: 16 (paper) or 32.
+        encoder_weights: local ImageNet weights for a random-decoder start (None = random);
+            ignored for the encoder when ``init_from_depth`` is given (it overwrites them).
+        decoder_channels: stage widths [64, 128, 128, 256, 256] (must match the depth run).
+        aspp: ASPP first decoder stage (paper: True).
+        head_channels: width of the 1×1 layer-9 projection (64).
+        input_mean, input_std: the DataModule's image normalisation to undo (ImageNet); None =
+            the input is already RGB in [0, 1].
+        init_from_depth: depth checkpoint / exported file to transfer from (None = no transfer).
+        name: model name for logs and result tables.
+
+    Attributes:
+        backbone: the encoder (gets the base LR in :class:`~leseg.methods.base.SegmentationModule`;
+            paper: 1e-3 vs 1e-2 for the rest → ``head_lr_mult`` 10).
+        decoder, head: segmentation decoder and head. ``transferred``: keys copied at init.
+
+    Forward: images (B, 3, H, W) float32 (normalised like the DataModule) → logits (B, K, H, W).
+    H, W must be multiples of 32 (the ResNet's pyramid).
+    """
+
+    def __init__(self, num_classes: int, encoder: str = "resnet101", output_stride: int = 16,
+                 encoder_weights: str | None = None,
+                 decoder_channels: Sequence[int] = (64, 128, 128, 256, 256), aspp: bool = True,
+                 head_channels: int = 64,
+                 input_mean: Sequence[float] | None = IMAGENET_MEAN,
+                 input_std: Sequence[float] | None = IMAGENET_STD,
+                 init_from_depth: str | None = None, name: str = "depthseg") -> None:
+        super().__init__()
+        if int(num_classes) < 1:
+            raise ValueError(f"num_classes must be >= 1, got {num_classes}")
+        self.num_classes, self.name = int(num_classes), name
+        self.backbone = DepthEncoder(encoder, output_stride=output_stride,
+                                     weights=None if init_from_depth else encoder_weights)
+        self.decoder = DepthDecoder(self.backbone.channels, decoder_channels, scales=(),
+                                    aspp=aspp)
+        c0 = int(decoder_channels[0])
+        self.head = nn.Sequential(nn.Conv2d(c0, head_channels, 1, bias=False),
+                                  nn.BatchNorm2d(head_channels), nn.ReLU(inplace=True),
+                                  nn.Conv2d(head_channels, self.num_classes, 1))
+        if (input_mean is None) != (input_std is None):
+            raise ValueError("model.input_mean and model.input_std must both be set or both null")
+        self.register_buffer("input_mean", None if input_mean is None else
+                             torch.tensor(list(input_mean), dtype=torch.float32).view(1, 3, 1, 1),
+                             persistent=False)
+        self.register_buffer("input_std", None if input_std is None else
+                             torch.tensor(list(input_std), dtype=torch.float32).view(1, 3, 1, 1),
+                             persistent=False)
+        self.transferred: list[str] = []
+        if init_from_depth:
+            self.transferred = transfer_depth_weights(self.backbone, self.decoder, init_from_depth)
+
+    def to_unit_range(self, images: torch.Tensor) -> torch.Tensor:
+        """(B, 3, H, W) DataModule-normalised images → RGB in [0, 1] (identity without mean/std)."""
+        if self.input_mean is None:
+            return images
+        return images * self.input_std.to(images) + self.input_mean.to(images)
+
+    def decode(self, images: torch.Tensor) -> dict[Any, torch.Tensor]:
+        """Decoder outputs (``("features", i)`` for stages i = 4..0) of normalised images."""
+        return self.decoder(self.backbone(self.to_unit_range(images)),
+                            out_size=tuple(images.shape[-2:]))
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        """Logits (B, K, H, W) float of images (B, 3, H, W)."""
+        return self.head(self.decode(images)[("features", 0)])
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m leseg.models.depth.segmentation --ckpt <depth ckpt> --out <file>``."""
+    parser = argparse.ArgumentParser(
+        prog="python -m leseg.models.depth.segmentation",
+        description="Export the encoder + decoder of a self-supervised depth checkpoint for "
+                    "model.init_from_depth=<file>.")
+    parser.add_argument("--ckpt", required=True, help="SelfSupervisedDepth Lightning checkpoint")
+    parser.add_argument("--out", required=True, help="output file (.pt)")
+    args = parser.parse_args(argv)
+    try:
+        n = export_depth_weights(args.ckpt, args.out)
+    except (FileNotFoundError, KeyError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    print(f"wrote {n} tensors to {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
