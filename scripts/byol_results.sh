@@ -90,6 +90,11 @@ EOF
 COMMIT=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)
 TORCH=$("$PY" -c 'import torch; print(torch.__version__)')
 SETTING=""
+# the knobs that differ from their defaults, so the page names the command that reproduces it
+[[ "$BYOL_EPOCHS" != 100 ]] && SETTING+="BYOL_EPOCHS=$BYOL_EPOCHS "
+[[ "$PERCENT" != 10 ]] && SETTING+="PERCENT=$PERCENT "
+[[ "$SEEDS" != "0 1 2" ]] && SETTING+="SEEDS=\"$SEEDS\" "
+[[ "$FT_STEPS" != 600 ]] && SETTING+="FT_STEPS=$FT_STEPS "
 NOTE=""
 if [[ "${SMOKE:-0}" == "1" ]]; then
   SETTING="SMOKE=1 "
