@@ -3,10 +3,13 @@ annotation selection, multi-task network."""
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import pytest
 import torch
+
+from conftest import TINY_CITY
 
 DEC = (8, 8, 16, 16, 32)
 H, W = 32, 64
@@ -87,3 +90,147 @@ def test_transfer_errors_name_the_file(tmp_path: Path) -> None:
     torch.save({"state_dict": {"net.backbone.x": torch.zeros(1)}}, other)
     with pytest.raises(KeyError, match="seg.ckpt"):
         DepthSegmentor(5, encoder="resnet18", decoder_channels=DEC, init_from_depth=str(other))
+
+
+# ------------------------------------------------------------------ DepthMix mean teacher
+def _tiny_method(**kwargs):
+    from leseg.methods.depthmix import DepthMixMeanTeacher
+    from leseg.models.depth.segmentation import DepthSegmentor
+
+    torch.manual_seed(0)
+    net = DepthSegmentor(3, encoder="resnet18", decoder_channels=DEC)
+    return DepthMixMeanTeacher(net, num_classes=3, **kwargs)
+
+
+def test_depthmix_method_masks_a_hand_made_pair_and_mixes_alike() -> None:
+    method = _tiny_method(depth_net=None)
+    # normalised disparities (each row holds 0 and 1, so per-image min-max keeps the values)
+    d_a = torch.tensor([[0.50, 0.50, 0.10, 0.90, 0.0, 1.0]])
+    d_b = torch.tensor([[0.52, 0.60, 0.10, 0.20, 0.0, 1.0]])
+    images = torch.stack([torch.zeros(3, 1, 6), torch.ones(3, 1, 6)])
+    pool = {"image": images, "disparity": torch.stack([d_a, d_b])[:, None] * 5 + 2,
+            "valid": torch.ones(2, 1, 6, dtype=torch.bool)}  # affine: same after normalising
+    partner, mask = method.mix_masks(pool, probs=None)
+    assert partner.tolist() == [1, 0]
+    # a keeps where d_a >= d_b - 0.03: all but pixel 1 (b closer by 0.10)
+    assert mask[0].tolist() == [[False, True, False, False, False, False]]
+    # b keeps all but pixel 3 (a closer by 0.70)
+    assert mask[1].tolist() == [[False, False, False, True, False, False]]
+    probs = torch.stack([torch.tensor([1.0, 0, 0]), torch.tensor([0, 0.5, 0.5])])[..., None, None]
+    probs = probs.expand(2, 3, 1, 6)
+    from leseg.components.mixing import apply_mix
+
+    mixed_images, mixed_probs = apply_mix(mask, partner, images, probs)
+    assert mixed_images[0, 0, 0].tolist() == [0, 1, 0, 0, 0, 0]
+    assert mixed_probs[0, :, 0, 1].tolist() == [0, 0.5, 0.5]  # probabilities follow the image
+    assert mixed_probs[1, :, 0, 3].tolist() == [1.0, 0, 0]
+    with pytest.raises(ValueError, match="unlabeled_batch_size"):
+        method.mix_masks({k: v[:1] for k, v in pool.items()}, probs=None)
+    with pytest.raises(ValueError, match="method.depth_net"):
+        method.mix_disparity({"image": images})
+
+
+def test_confidence_share_weight_and_pseudo_labels_by_hand() -> None:
+    method = _tiny_method(depth_net=None)
+    probs = torch.zeros(2, 3, 1, 4)
+    # max probabilities: 0.99, 0.968, 0.5, 0 (ignored) | 0.97, 0.9, 0.4, 0.968
+    probs[0, :, 0, 0] = torch.tensor([0.99, 0.01, 0])
+    probs[0, :, 0, 1] = torch.tensor([0.016, 0.968, 0.016])
+    probs[0, :, 0, 2] = torch.tensor([0.25, 0.25, 0.5])
+    probs[1, :, 0, 0] = torch.tensor([0.03, 0, 0.97])
+    probs[1, :, 0, 1] = torch.tensor([0.9, 0.1, 0])
+    probs[1, :, 0, 2] = torch.tensor([0.3, 0.4, 0.3])
+    probs[1, :, 0, 3] = torch.tensor([0.968, 0.032, 0])
+    labels, weight = method.pseudo_labels(probs)
+    assert float(weight) == pytest.approx(4 / 8)  # 0.99, 0.968, 0.97, 0.968
+    assert labels.tolist() == [[[0, 1, 2, 255]], [[2, 0, 1, 0]]]
+
+
+def test_teacher_probabilities_use_one_hot_ground_truth_for_labeled_samples() -> None:
+    method = _tiny_method(depth_net=None, mix_pool="all")
+    x = torch.randn(2, 3, H, W)
+    y = torch.randint(0, 3, (1, H, W))
+    y[0, :4] = 255
+    valid = torch.ones(1, H, W, dtype=torch.bool)
+    valid[0, :, -8:] = False  # padded unlabeled pixels
+    pool = method.mix_pool_batch({"image": x[:1], "label": y}, {"image": x[1:], "valid": valid})
+    assert pool["has_label"].tolist() == [True, False]
+    probs = method.teacher_probs(pool)
+    expected = torch.nn.functional.one_hot(y[0].clamp(max=2), 3).permute(2, 0, 1).float()
+    expected[:, :4] = 0  # ignored ground truth → all-zero rows
+    torch.testing.assert_close(probs[0], expected)
+    torch.testing.assert_close(probs[1].sum(0)[:, :-8], torch.ones(H, W - 8))
+    assert float(probs[1, :, :, -8:].abs().sum()) == 0
+    labels, _ = method.pseudo_labels(probs)
+    assert bool((labels[0, :4] == 255).all()) and bool((labels[1, :, -8:] == 255).all())
+
+
+def test_frozen_depth_network_gives_the_mix_disparity(tmp_path: Path) -> None:
+    from leseg.models.depth.segmentation import DepthDisparity
+
+    depth = _depth_net()
+    ckpt = _save_depth_ckpt(depth, tmp_path / "depth.ckpt")
+    frozen = DepthDisparity(str(ckpt), encoder="resnet18", decoder_channels=DEC)
+    assert not any(p.requires_grad for p in frozen.parameters())
+    method = _tiny_method(depth_net=frozen)
+    method.train()
+    assert not method.depth_net.training and method.net.training
+    x01 = torch.rand(2, 3, H, W)
+    x = (x01 - method.image_mean) / method.image_std
+    depth.eval()
+    with torch.no_grad():
+        expected = depth(x01)[("disp", 0)][:, 0]
+    lo = expected.flatten(1).min(1).values[:, None, None]
+    hi = expected.flatten(1).max(1).values[:, None, None]
+    torch.testing.assert_close(method.mix_disparity({"image": x}), (expected - lo) / (hi - lo))
+    with pytest.raises(ValueError, match="decoder_channels"):
+        DepthDisparity(str(ckpt), encoder="resnet18", decoder_channels=(8, 8, 16, 16, 64))
+    with pytest.raises(ValueError, match="weights is null"):
+        DepthDisparity(None, encoder="resnet18")
+
+
+def _tiny_train_overrides(data_dir: Path, experiment: str, extra: list[str]) -> list[str]:
+    tiny = [f"data.synthetic.{k}={v}" for k, v in TINY_CITY.items() if k != "kind"]
+    return [f"experiment={experiment}", f"paths.data_dir={data_dir}",
+            "data.root=${paths.data_dir}/synthetic_city",
+            "data.splits_dir=${paths.data_dir}/splits/synthetic_city", *tiny, "data.split=4",
+            f"data.train_transforms.crop_size=[{H},{W}]", "data.batch_size=2",
+            "data.unlabeled_batch_size=2", "data.val_batch_size=2", "data.num_workers=0",
+            "data.persistent_workers=false", f"model.decoder_channels=[{','.join(map(str, DEC))}]",
+            "logger=none", "~callbacks.progress_bar", "~callbacks.model_summary",
+            "~callbacks.image_logger", "trainer.max_epochs=1", "trainer.limit_train_batches=2",
+            "trainer.limit_val_batches=1", "trainer.limit_test_batches=1",
+            "trainer.num_sanity_val_steps=0", "trainer.enable_progress_bar=false",
+            "trainer.enable_model_summary=false", "extras.print_config=false", *extra]
+
+
+@pytest.mark.slow
+def test_depthmix_trains_on_synthetic_city_and_the_teacher_follows(data_dir: Path,
+                                                                   tmp_path: Path) -> None:
+    from hydra.core.global_hydra import GlobalHydra
+
+    from leseg.tasks.train import train
+
+    from conftest import compose_cfg
+
+    depth = _depth_net()
+    ckpt = _save_depth_ckpt(depth, tmp_path / "depth.ckpt")
+    cfg = compose_cfg("train", _tiny_train_overrides(
+        data_dir, "depthmix_depthseg-r18-d16_synthetic-city-semi-64x128",
+        [f"model.init_from_depth={ckpt}", "test=false"]), tmp_path / "run")
+    metrics, objects = train(cfg)
+    GlobalHydra.instance().clear()
+    method = objects["model"]
+    assert objects["trainer"].global_step == 2
+    for key in ("train/loss", "train/loss_sup", "train/loss_unsup", "train/pseudo_weight"):
+        assert math.isfinite(metrics[key]), key
+    assert 0 <= metrics["train/pseudo_weight"] <= 1 and 0 < metrics["train/mix_share"] < 1
+    assert method.ema_callback.last_alpha == pytest.approx(2 / 3)  # α_2 = min(1 - 1/3, 0.99)
+    # the teacher moved away from the transferred start but is not the student
+    start = depth.state_dict()["encoder.backbone.body.conv1.weight"]
+    teacher = method.teacher.backbone.backbone.body.conv1.weight
+    student = method.net.backbone.backbone.body.conv1.weight
+    assert not torch.equal(teacher, start) and not torch.equal(teacher, student)
+    # the frozen depth network did not move
+    torch.testing.assert_close(method.depth_net.encoder.state_dict()["backbone.body.conv1.weight"],
+                               start, rtol=0, atol=0)

@@ -41,7 +41,7 @@ from torch import nn
 from leseg.models.depth.decoder import DepthDecoder
 from leseg.models.depth.encoder import DepthEncoder
 
-__all__ = ["DepthSegmentor", "export_depth_weights", "load_depth_state", "transfer_depth_weights"]
+__all__ = ["DepthDisparity", "DepthSegmentor", "export_depth_weights", "load_depth_state", "transfer_depth_weights"]
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -220,6 +220,72 @@ class DepthSegmentor(nn.Module):
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         """Logits (B, K, H, W) float of images (B, 3, H, W)."""
         return self.head(self.decode(images)[("features", 0)])
+
+
+class DepthDisparity(nn.Module):
+    """Frozen depth network (encoder + decoder) giving scale-0 disparities, e.g. for DepthMix.
+
+    Hoyer et al. (CVPR 2021, §3.3) mix with the disparity of the frozen SDE model (pre-computed
+    as pseudo-depth in the reference; computed on the fly here, same values).
+
+    Args:
+        weights: depth checkpoint / exported file (see :func:`load_depth_state`); the encoder and
+            the whole decoder (scale-0 disparity head included) are loaded strictly.
+        encoder, output_stride, decoder_channels, aspp: the depth run's architecture.
+        input_mean, input_std: normalisation of the images it is given, undone first (ImageNet
+            by default); None = images are RGB in [0, 1].
+
+    Forward: (B, 3, H, W) float32 → disparity (B, 1, H, W) in (0, 1) (larger = closer), without
+    gradient; the module always stays in eval mode and has no trainable parameters.
+
+    Raises:
+        FileNotFoundError / KeyError: see :func:`load_depth_state`. ValueError: the file's
+        weights do not fit the architecture (names the file and the first mismatching keys).
+    """
+
+    def __init__(self, weights: str, encoder: str = "resnet101", output_stride: int = 16,
+                 decoder_channels: Sequence[int] = (64, 128, 128, 256, 256), aspp: bool = True,
+                 input_mean: Sequence[float] | None = IMAGENET_MEAN,
+                 input_std: Sequence[float] | None = IMAGENET_STD) -> None:
+        super().__init__()
+        if not weights:
+            raise ValueError("method.depth_net.weights is null: DepthMix needs a trained depth "
+                             "network (a SelfSupervisedDepth checkpoint, usually the one given "
+                             "as model.init_from_depth)")
+        self.encoder = DepthEncoder(encoder, output_stride=output_stride)
+        self.decoder = DepthDecoder(self.encoder.channels, decoder_channels, scales=(0,),
+                                    aspp=aspp)
+        state = load_depth_state(weights)
+        for part, module in (("encoder", self.encoder), ("decoder", self.decoder)):
+            own = module.state_dict()
+            src = {k: v for k, v in state[part].items() if k in own or part == "encoder"}
+            bad = sorted(set(own) ^ set(src)) + [k for k in own if k in src and
+                                                   src[k].shape != own[k].shape]
+            if bad:
+                raise ValueError(f"method.depth_net: {weights} does not fit the depth network "
+                                 f"({part} keys {bad[:3]}); encoder/output_stride/"
+                                 f"decoder_channels/aspp must match the depth run")
+            module.load_state_dict(src, strict=True)
+        self.weights = str(weights)
+        self.requires_grad_(False)
+        self.eval()
+        self.register_buffer("input_mean", None if input_mean is None else
+                             torch.tensor(list(input_mean), dtype=torch.float32).view(1, 3, 1, 1),
+                             persistent=False)
+        self.register_buffer("input_std", None if input_std is None else
+                             torch.tensor(list(input_std), dtype=torch.float32).view(1, 3, 1, 1),
+                             persistent=False)
+
+    def train(self, mode: bool = True) -> DepthDisparity:
+        """Stays in eval mode (frozen BatchNorm statistics)."""
+        return super().train(False)
+
+    @torch.no_grad()
+    def forward(self, images: torch.Tensor) -> torch.Tensor:  # noqa: D102
+        if self.input_mean is not None:
+            images = images * self.input_std.to(images) + self.input_mean.to(images)
+        out = self.decoder(self.encoder(images), out_size=tuple(images.shape[-2:]))
+        return out[("disp", 0)]
 
 
 def main(argv: Sequence[str] | None = None) -> int:
