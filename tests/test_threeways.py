@@ -234,3 +234,86 @@ def test_depthmix_trains_on_synthetic_city_and_the_teacher_follows(data_dir: Pat
     # the frozen depth network did not move
     torch.testing.assert_close(method.depth_net.encoder.state_dict()["backbone.body.conv1.weight"],
                                start, rtol=0, atol=0)
+
+
+# -------------------------------------------------------------- annotation selection
+def test_farthest_point_sampling_on_hand_made_points() -> None:
+    from leseg.components.selection import farthest_point_sampling, pairwise_distances
+
+    points = torch.tensor([[0.0], [1.0], [3.0], [10.0]])
+    d = pairwise_distances(points)
+    assert d[0, 3] == 10 and d[1, 2] == 2
+    # from 0: the farthest (10), then 3 (min distance 3 > 1), then 1
+    assert farthest_point_sampling(d, 4, first=0) == [0, 3, 2, 1]
+    assert farthest_point_sampling(d, 2, initial=[3]) == [3, 0]
+    # a large error bias on candidate 1 makes it the next pick (d' = d + bias[j])
+    bias = torch.tensor([0.0, 100.0, 0.0, 0.0])
+    assert farthest_point_sampling(d, 3, first=0, bias=bias) == [0, 1, 3]
+    picks = farthest_point_sampling(d, 3, generator=torch.Generator().manual_seed(0))
+    assert len(set(picks)) == 3
+    with pytest.raises(ValueError, match="budget 5"):
+        farthest_point_sampling(d, 5)
+    with pytest.raises(ValueError, match="distinct"):
+        farthest_point_sampling(d, 3, initial=[1, 1])
+
+
+def test_depth_error_and_selection_features_by_hand() -> None:
+    from leseg.components.selection import depth_error, selection_features
+
+    teacher = torch.full((1, 1, 10, 10), 0.5)
+    student = torch.full((1, 1, 10, 10), 0.5)
+    student[..., :5, :] = math.e - 1  # log(1 + d) = 1 in the top half
+    err = float(math.log(math.e) - math.log(1.5))
+    # bottom 13 % → 1 row cut: 9 kept rows, 5 of them with error
+    assert float(depth_error(student, teacher)) == pytest.approx(5 / 9 * err)
+    teacher[..., 0, 0] = 0.01  # far pixel: its 7x7 neighbourhood (rows/cols 0-3) is left out
+    kept_err_rows = 5 * 10 - 16
+    assert float(depth_error(student, teacher)) == pytest.approx(
+        kept_err_rows * err / (9 * 10 - 16))
+    feats = selection_features(torch.randn(6, 3, 8, 16))
+    assert feats.shape == (6, 3 * 32)
+    torch.testing.assert_close(feats.mean(0), torch.zeros(96), atol=1e-5, rtol=0)
+    torch.testing.assert_close(feats.std(0, unbiased=False), torch.ones(96), atol=1e-4, rtol=0)
+
+
+@pytest.mark.slow
+def test_select_annotations_writes_splits_the_datamodule_reads(data_dir: Path,
+                                                              tmp_path: Path) -> None:
+    import hydra
+    from hydra.core.global_hydra import GlobalHydra
+
+    from leseg.data.splits import load_split
+    from leseg.stages.select_annotations import main
+
+    from conftest import compose_cfg
+
+    teacher = _save_depth_ckpt(_depth_net(0), tmp_path / "teacher.ckpt")
+    student = _save_depth_ckpt(_depth_net(1), tmp_path / "student.ckpt")
+    out = tmp_path / "splits"
+    common = ["--root", str(data_dir / "synthetic_city"), "--teacher", str(teacher),
+              "--encoder", "resnet18", "--decoder-channels", *map(str, DEC), "--height", str(H),
+              "--width", str(W), "--out", str(out)]
+    assert main([*common, "--student", str(student), "--budget", "4", "2", "--seed", "3"]) == 0
+    small, large = load_split(out, 2), load_split(out, 4)
+    assert len(small.labeled) == 2 and len(large.labeled) == 4
+    assert set(small.labeled) < set(large.labeled)  # nested: the larger budget grows the smaller
+    assert len(large.labeled) + len(large.unlabeled) == TINY_CITY["num_train"]
+    assert not list(out.rglob("*.tmp"))
+    # growing from a given labeled set keeps it
+    assert main([*common, "--budget", "3", "--initial", str(out / "2" / "labeled.txt"),
+                 "--out", str(tmp_path / "grow")]) == 0
+    assert set(small.labeled) < set(load_split(tmp_path / "grow", 3).labeled)
+    assert main([*common, "--budget", "99"]) == 2
+    assert main([*common[:2], "--teacher", str(tmp_path / "none.ckpt"), *common[4:],
+                 "--budget", "2"]) == 2
+    # the written split is what data.split= reads
+    tiny = [f"data.synthetic.{k}={v}" for k, v in TINY_CITY.items() if k != "kind"]
+    cfg = compose_cfg("train", ["data=synthetic_city_semi", "inference=synthetic_city",
+                                f"paths.data_dir={data_dir}", *tiny, f"data.splits_dir={out}",
+                                "data.split=4", "data.num_workers=0",
+                                "data.persistent_workers=false"], tmp_path / "run")
+    dm = hydra.utils.instantiate(cfg.data)
+    GlobalHydra.instance().clear()
+    dm.setup("fit")
+    assert sorted(dm.train_dataset.names) == sorted(large.labeled)
+    assert sorted(dm.unlabeled_dataset.names) == sorted(large.unlabeled)

@@ -281,11 +281,14 @@ class DepthDisparity(nn.Module):
         return super().train(False)
 
     @torch.no_grad()
-    def forward(self, images: torch.Tensor) -> torch.Tensor:  # noqa: D102
+    def outputs(self, images: torch.Tensor) -> dict[Any, torch.Tensor]:
+        """All decoder outputs: ``("disp", 0)`` and ``("features", i)`` for stages i = 4..0."""
         if self.input_mean is not None:
             images = images * self.input_std.to(images) + self.input_mean.to(images)
-        out = self.decoder(self.encoder(images), out_size=tuple(images.shape[-2:]))
-        return out[("disp", 0)]
+        return self.decoder(self.encoder(images), out_size=tuple(images.shape[-2:]))
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:  # noqa: D102
+        return self.outputs(images)[("disp", 0)]
 
 
 def main(argv: Sequence[str] | None = None) -> int:
