@@ -83,12 +83,20 @@ def test_ddp_two_cpu_processes_supervised(tmp_path: Path, data_dir: Path) -> Non
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(strict=True, reason="known bug, open in the scale-and-trust issue: under DDP "
-                   "the semi-supervised DataModule's two streams give 'No training batches' "
-                   "(their samplers are not made distributed yet)")
 def test_ddp_two_cpu_processes_s4mc(tmp_path: Path, data_dir: Path) -> None:
-    run_dir = _ddp_train("synthetic_voc", S4MC, tmp_path / "logs", data_dir)
+    record = "+callbacks.names._target_=ddp_stream_helpers.RecordStreamNames"
+    run_dir = _ddp_train("synthetic_voc", [*S4MC, record], tmp_path / "logs", data_dir)
     _check(run_dir, tmp_path)
+    # both streams are split over the ranks (leseg.data.semisupervised.StreamSampler): the same
+    # number of steps on each rank, and per step the ranks load different unlabeled images
+    steps = [json.loads((run_dir / f"names_rank{r}.json").read_text()) for r in (0, 1)]
+    assert len(steps[0]) == len(steps[1]) == 2  # 6 unlabeled // global batch 4 = 1 step x 2 epochs
+    for a, b in zip(*steps, strict=True):
+        assert len(a["labeled"]) == len(b["labeled"]) == 2
+        assert len(a["unlabeled"]) == len(b["unlabeled"]) == 2
+        assert not set(a["unlabeled"]) & set(b["unlabeled"])
+        # global labeled batch 4 over the 2 labeled images: two permutations, each image twice
+        assert sorted(a["labeled"] + b["labeled"]) == sorted(2 * sorted(set(a["labeled"] + b["labeled"])))
 
 
 def test_all_processes_of_a_run_agree_on_its_directory(make_train_cfg, monkeypatch) -> None:

@@ -355,6 +355,31 @@ class SegmentationDataModule(L.LightningDataModule):
         done = trainer.fit_loop.epoch_loop.batch_progress.current.processed
         return trainer.current_epoch, done, int(min(trainer.num_training_batches, 2**62))
 
+    def world_and_rank(self) -> tuple[int, int]:
+        """``(world_size, global_rank)`` of the attached trainer; ``(1, 0)`` without one."""
+        trainer = getattr(self, "trainer", None)
+        if trainer is None:
+            return 1, 0
+        return int(getattr(trainer, "world_size", 1) or 1), int(getattr(trainer, "global_rank", 0) or 0)
+
+    def data_seed(self) -> int:
+        """The seed of the training data stream (order and augmentation), in [0, 2**62).
+
+        ``data_seed`` from the config, else the run's ``seed`` (``PL_GLOBAL_SEED``, set by
+        ``seed_everything``), else ``torch.initial_seed()``. Fixed at the first call of the run;
+        under DDP rank 0's value is broadcast, so every rank draws the same permutations even
+        without a configured seed.
+        """
+        if getattr(self, "_data_seed", None) is None:  # fixed at the first call of the run
+            seed = self.extra_config.get("data_seed")
+            seed = seed if seed is not None else os.environ.get("PL_GLOBAL_SEED")
+            seed = (torch.initial_seed() if seed is None else int(seed)) % 2**62
+            trainer = getattr(self, "trainer", None)
+            if self.world_and_rank()[0] > 1 and getattr(trainer, "strategy", None) is not None:
+                seed = int(trainer.strategy.broadcast(seed, src=0))
+            self._data_seed = seed
+        return self._data_seed
+
     def train_dataloader(self) -> DataLoader:
         """Shuffled; drops the last incomplete batch when the set is larger than one batch.
 
@@ -370,13 +395,8 @@ class SegmentationDataModule(L.LightningDataModule):
         dataset = self.train_dataset
         batch_size = self.per_device_batch_size()
         trainer = getattr(self, "trainer", None)
-        world = int(getattr(trainer, "world_size", 1) or 1) if trainer is not None else 1
-        rank = int(getattr(trainer, "global_rank", 0) or 0) if trainer is not None else 0
-        if getattr(self, "_data_seed", None) is None:  # fixed at the first call of the run
-            seed = self.extra_config.get("data_seed")
-            seed = seed if seed is not None else os.environ.get("PL_GLOBAL_SEED")
-            self._data_seed = (torch.initial_seed() if seed is None else int(seed)) % 2**62
-        seed = self._data_seed
+        world, rank = self.world_and_rank()
+        seed = self.data_seed()
         sampler = EpochSampler(dataset, num_replicas=world, rank=rank, shuffle=True, seed=seed)
         return ResumableDataLoader(
             SeededDataset(self.guard(dataset, "train")), batch_size=batch_size, sampler=sampler,

@@ -23,7 +23,14 @@ Design choice: the train loader is a Lightning ``CombinedLoader`` over two DataL
 * ``unlabeled``: ``image`` float32 (B_u, 3, H, W), ``valid`` bool (B_u, H, W), ``name`` list[str].
 
 Two loaders (rather than one dataset returning pairs) keep the two batch sizes independent and
-let each stream shuffle on its own; under DDP Lightning wraps each sampler in a distributed one.
+let each stream shuffle on its own. Each stream's order is a :class:`StreamSampler`: a pure function
+of ``(data seed, epoch, stream)``, identical on every DDP rank, of which rank ``r`` of ``W`` takes
+positions ``r, r + W, r + 2W, ...`` — so every rank has exactly ``I`` batches, the ranks' k-th
+batches together are the single-process run's k-th batch, and no rank repeats another's draw. It
+is a ``DistributedSampler``, so Lightning keeps it (it only injects a sampler into loaders without
+a distributed one). Augmentations are seeded per draw and the loaders are
+:class:`~leseg.data.resumable.ResumableDataLoader` objects: a run killed mid-epoch resumes with the
+same batches (:mod:`leseg.data.resumable`).
 With ``labeled_only=True`` the train loader is the labeled stream alone (plain supervised batches,
 same iterations per epoch): the supervised-only twin of a semi-supervised experiment then sees
 exactly the same labeled data for the same number of steps.
@@ -47,8 +54,9 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 from lightning.pytorch.utilities import CombinedLoader
-from torch.utils.data import DataLoader, Dataset, RandomSampler, Subset
+from torch.utils.data import DataLoader, Dataset, Subset
 
 from leseg.data.cityscapes import list_cityscapes_frames
 from leseg.data.datamodules import (
@@ -58,6 +66,7 @@ from leseg.data.datamodules import (
     collate_samples,
 )
 from leseg.data.io import read_image
+from leseg.data.resumable import EpochSampler, ResumableDataLoader, SeededDataset
 from leseg.data.splits import load_split, make_splits, read_split_file, split_file
 from leseg.data.transforms import IMAGENET_MEAN, IMAGENET_STD, to_sample
 from leseg.data.voc import voc_split_file
@@ -66,8 +75,83 @@ __all__ = [
     "SemiSupervisedCityscapesDataModule",
     "SemiSupervisedDataModule",
     "SemiSupervisedVOCDataModule",
+    "StreamSampler",
     "UnlabeledImageDataset",
 ]
+
+
+def _seed32(*entropy: int) -> int:
+    """A 32-bit seed from non-negative integers (NumPy ``SeedSequence``: well mixed, stable)."""
+    return int(np.random.SeedSequence([int(e) % 2**63 for e in entropy]).generate_state(1)[0])
+
+
+class StreamSampler(EpochSampler):
+    """One training stream of a semi-supervised epoch: ``total`` draws, split over DDP ranks.
+
+    The global stream (the same on every rank) is ``total`` indices made of concatenated random
+    permutations of the N samples, ``randperm(N)`` after ``randperm(N)`` cut at ``total``, from a
+    ``torch.Generator`` seeded by ``(seed, epoch, stream)``: with ``total > N`` every sample appears
+    ⌊total/N⌋ or ⌈total/N⌉ times (oversampling), with ``total ≤ N`` at most once. Rank ``r`` of
+    ``W`` takes positions ``r, r + W, r + 2W, ...`` (``total / W`` draws), so with a per-device
+    batch of ``global_batch / W`` the ranks' k-th batches together are exactly the k-th global
+    batch of the single-process stream, and all ranks have the same number of batches.
+
+    Yields ``(index, sample_seed)`` pairs like :class:`~leseg.data.resumable.EpochSampler` (read
+    by :class:`~leseg.data.resumable.SeededDataset`); the augmentation seed is
+    ``SeedSequence([seed, epoch, position, stream])``, so two draws of the same image in one
+    epoch are augmented differently and the two streams never share augmentation parameters.
+    ``set_epoch`` (called by Lightning each epoch) selects the epoch; ``skip`` (set when resuming)
+    drops that many of this rank's draws, once.
+
+    Args:
+        dataset: a sized dataset of N ≥ 1 samples.
+        total: draws per epoch over all ranks (``I · global batch``), ≥ 1, divisible by
+            ``num_replicas``.
+        num_replicas, rank: world size and this process's global rank (1 and 0 without DDP).
+        seed: the data seed, identical on every rank.
+        stream: an integer naming the stream (0 labeled, 1 unlabeled); different streams get
+            independent permutations even for datasets of the same size.
+
+    Raises:
+        ValueError: an empty dataset, ``total < 1`` or ``total`` not divisible by
+            ``num_replicas``.
+
+    Source: the U2PL / S4MC epoch definition (METHODS.md §3(a)); the rank split follows
+    ``torch.utils.data.DistributedSampler`` (strided shares of one permutation).
+    """
+
+    def __init__(self, dataset: Dataset, *, total: int, num_replicas: int = 1, rank: int = 0,
+                 seed: int = 0, stream: int = 0) -> None:
+        super().__init__(dataset, num_replicas=num_replicas, rank=rank, shuffle=True, seed=seed,
+                         drop_last=False)
+        if len(dataset) < 1:
+            raise ValueError("StreamSampler: the dataset is empty")
+        if total < 1 or total % num_replicas:
+            raise ValueError(f"StreamSampler: total={total} draws must be >= 1 and divisible by "
+                             f"the world size {num_replicas}")
+        self.total_size = int(total)
+        self.num_samples = self.total_size // self.num_replicas
+        self.stream = int(stream)
+
+    def global_stream(self) -> list[int]:
+        """The epoch's ``total`` indices over all ranks (concatenated permutations)."""
+        generator = torch.Generator()
+        generator.manual_seed(_seed32(self.seed, self.epoch, self.stream))
+        n, out = len(self.dataset), []
+        while len(out) < self.total_size:
+            out += torch.randperm(n, generator=generator).tolist()
+        return out[: self.total_size]
+
+    def __iter__(self) -> Iterator[tuple[int, int]]:  # a generator: runs after set_epoch
+        stream = self.global_stream()
+        positions = range(self.rank, self.total_size, self.num_replicas)[self.skip:]
+        self.skip = 0
+        epoch = self.epoch
+        for position in positions:
+            yield stream[position], _seed32(self.seed, epoch, position, self.stream)
+
+    def __len__(self) -> int:
+        return self.num_samples
 
 
 class UnlabeledImageDataset(Dataset):
@@ -294,27 +378,35 @@ class SemiSupervisedDataModule(SegmentationDataModule):
         return max(1, n // self.unlabeled_batch_size)
 
     def _stream(self, dataset: Dataset, global_batch: int, per_device_batch: int,
-                iterations: int) -> DataLoader:
-        sampler = RandomSampler(dataset, replacement=False, num_samples=iterations * global_batch)
-        return DataLoader(
-            self.guard(dataset, "train"), batch_size=per_device_batch, sampler=sampler, drop_last=True,
+                iterations: int, stream: int) -> DataLoader:
+        """A resumable loader of ``iterations`` per-device batches over a :class:`StreamSampler`."""
+        world, rank = self.world_and_rank()
+        seed = self.data_seed()
+        sampler = StreamSampler(dataset, total=iterations * global_batch, num_replicas=world,
+                                rank=rank, seed=seed, stream=stream)
+        trainer = getattr(self, "trainer", None)
+        return ResumableDataLoader(
+            SeededDataset(self.guard(dataset, "train")), batch_size=per_device_batch,
+            sampler=sampler, drop_last=True,
             num_workers=self.num_workers, pin_memory=self.pin_memory,
             persistent_workers=self.persistent_workers and self.num_workers > 0,
-            collate_fn=collate_samples,
+            collate_fn=collate_samples, generator=torch.Generator().manual_seed(seed),
+            progress=self._progress if trainer is not None else None,
         )
 
     def train_dataloader(self) -> CombinedLoader | DataLoader:
         """``{"labeled": batch, "unlabeled": batch}`` per step (the labeled batch alone with
-        ``labeled_only``); both streams have :meth:`iterations_per_epoch` batches."""
+        ``labeled_only``); both streams have :meth:`iterations_per_epoch` batches on every rank
+        (:class:`StreamSampler`), seeded by :meth:`data_seed` and resumable mid-epoch."""
         if self.train_dataset is None or (self.unlabeled_dataset is None and not self.labeled_only):
             self.setup("fit")
         iterations = self.iterations_per_epoch()
         labeled = self._stream(self.train_dataset, self.batch_size, self.per_device_batch_size(),
-                               iterations)
+                               iterations, stream=0)
         if self.labeled_only:
             return labeled
         unlabeled = self._stream(self.unlabeled_dataset, self.unlabeled_batch_size,
-                                 self.per_device_unlabeled_batch_size(), iterations)
+                                 self.per_device_unlabeled_batch_size(), iterations, stream=1)
         return CombinedLoader({"labeled": labeled, "unlabeled": unlabeled}, mode="min_size")
 
     # ---------------------------------------------------------------------------- statistics
