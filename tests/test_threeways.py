@@ -317,3 +317,78 @@ def test_select_annotations_writes_splits_the_datamodule_reads(data_dir: Path,
     dm.setup("fit")
     assert sorted(dm.train_dataset.names) == sorted(large.labeled)
     assert sorted(dm.unlabeled_dataset.names) == sorted(large.unlabeled)
+
+
+# ------------------------------------------------------------------------ multi-task
+def test_berhu_by_hand() -> None:
+    from leseg.components.pseudo_depth import berhu_loss
+
+    target = torch.zeros(1, 1, 10, 1)
+    pred = torch.zeros(1, 1, 10, 1)
+    pred[0, 0, :9, 0] = torch.tensor([0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.8, 1.0])
+    pred[0, 0, 9, 0] = 50.0  # bottom 10 % (the ego car): left out, also of c
+    c = 0.2 * 1.0
+    expected = [e if e <= c else (e * e + c * c) / (2 * c)
+                for e in (0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.8, 1.0)]
+    assert float(berhu_loss(pred, target)) == pytest.approx(sum(expected) / 9)
+    assert float(berhu_loss(target, target)) == 0.0
+
+
+def test_multitask_network_starts_as_the_transferred_depth_network(tmp_path: Path) -> None:
+    from leseg.models.depth.multitask import MultiTaskDepthSegmentor
+    from leseg.models.depth.segmentation import DepthSegmentor
+
+    depth = _depth_net()
+    ckpt = _save_depth_ckpt(depth, tmp_path / "depth.ckpt")
+    mtl = MultiTaskDepthSegmentor(3, encoder="resnet18", decoder_channels=DEC,
+                                  init_from_depth=str(ckpt)).eval()
+    seg = DepthSegmentor(3, encoder="resnet18", decoder_channels=DEC,
+                         init_from_depth=str(ckpt)).eval()
+    mtl.head.load_state_dict(seg.head.state_dict())
+    depth.eval()
+    x01 = torch.rand(2, 3, H, W)
+    x = (x01 - seg.input_mean) / seg.input_std
+    with torch.no_grad():
+        out = mtl.forward_multitask(x)
+        ref = depth(x01)
+        # the attention starts closed: depth branch = the SDE network, segmentation = transfer
+        for s in range(4):
+            torch.testing.assert_close(out["depth_outputs"][("disp", s)], ref[("disp", s)])
+        torch.testing.assert_close(out["logits"], seg(x))
+    assert out["side_logits"].shape == (2, 3, H, W)
+    # the attention opens with training: its message conv gets a gradient
+    mtl.train()
+    mtl.forward_multitask(x)["logits"].sum().backward()
+    assert float(mtl.to_seg.message.weight.grad.abs().sum()) > 0
+
+
+def test_depthmix_with_the_multitask_student_uses_its_own_disparity(tmp_path: Path) -> None:
+    from leseg.methods.depthmix import DepthMixMeanTeacher
+    from leseg.models.depth.multitask import MultiTaskDepthSegmentor
+    from leseg.models.depth.segmentation import DepthDisparity
+
+    ckpt = _save_depth_ckpt(_depth_net(), tmp_path / "depth.ckpt")
+    torch.manual_seed(0)
+    net = MultiTaskDepthSegmentor(3, encoder="resnet18", decoder_channels=DEC,
+                                  init_from_depth=str(ckpt))
+    frozen = DepthDisparity(str(ckpt), encoder="resnet18", decoder_channels=DEC)
+    method = DepthMixMeanTeacher(net, num_classes=3, depth_net=frozen)
+    assert method.multitask
+    seen = []
+    original = method.mix_disparity
+
+    def spy(pool, student_disp=None):
+        seen.append(student_disp)
+        return original(pool, student_disp)
+
+    method.mix_disparity = spy
+    g = torch.Generator().manual_seed(0)
+    labeled = {"image": torch.randn(2, 3, H, W, generator=g),
+               "label": torch.randint(0, 3, (2, H, W), generator=g)}
+    unlabeled = {"image": torch.randn(2, 3, H, W, generator=g)}
+    method.train()
+    out = method.compute_losses(labeled, unlabeled)
+    assert seen[0] is not None and seen[0].shape == (2, 1, H, W)  # the student's disparity
+    assert math.isfinite(float(out["loss"])) and out["loss_depth"] is not None
+    out["loss"].backward()
+    assert net.depth_decoder.conv1["0"][1].weight.grad is not None  # depth loss reaches it

@@ -17,10 +17,11 @@ labeled batch is added to it):
    (:func:`~leseg.components.depthmix.depthmix_masks`); ``mix="classmix"`` (baseline) — half of
    the classes of the partner's teacher argmax are pasted
    (:func:`~leseg.components.mixing.classmix_masks`). Disparity comes from, in this order:
-   ``disparity`` in the unlabeled batch (pre-computed pseudo-depth, [0, 1]), the frozen
-   ``depth_net`` (the SDE model, :class:`~leseg.models.depth.segmentation.DepthDisparity`), or the
-   student's own disparity when the network has a depth branch (multi-task,
-   ``net.forward_multitask``);
+   ``disparity`` in the unlabeled batch (pre-computed pseudo-depth, [0, 1]), the student's own
+   disparity when the network has a depth branch (multi-task,
+   :class:`~leseg.models.depth.multitask.MultiTaskDepthSegmentor`, ``net.forward_multitask``),
+   or the frozen ``depth_net`` (the SDE model,
+   :class:`~leseg.models.depth.segmentation.DepthDisparity`);
 4. images and P are mixed with the same masks and partners
    (:func:`~leseg.components.mixing.apply_mix`); colour jitter (p 0.8, strength 0.25) and blur
    (p 0.5, σ ~ U(0.15, 1.15)) perturb the mixed images
@@ -29,8 +30,12 @@ labeled batch is added to it):
    w = share of pixels with max P ≥ 0.968
    (:func:`~leseg.components.depthmix.confidence_share_weight`);
    L_u = ``unsup_weight`` · w · CE(student(mixed), pseudo-label);
-6. L = L_seg(x_l, y_l) + L_u (+ λ_SDE · L_SDE of the multi-task network's depth branch when the
-   batch carries frame sequences). Gradient-norm clipping (10) is the trainer's
+6. L = L_seg(x_l, y_l) + L_u (+ λ_depth · L_depth for a multi-task network). Multi-task: L_seg =
+   (CE(final) + CE(side output)) / 2 (PAD); the depth branch's disparity on the pool drives the
+   DepthMix mask (detached) and, with a frozen ``depth_net``, is distilled from it with berHu
+   (:func:`~leseg.components.pseudo_depth.berhu_loss`) — a substitute for the reference's
+   self-supervised depth loss, which needs frame sequences the semi-supervised DataModules do not
+   provide. Gradient-norm clipping (10) is the trainer's
    ``gradient_clip_val``; after each optimiser step the
    :class:`~leseg.callbacks.ema.EMATeacher` callback averages the student into the teacher with
    α_k = min(1 − 1/(k + 1), 0.99) over all parameters.
@@ -62,6 +67,7 @@ from leseg.components.depthmix import (
 from leseg.components.losses import cross_entropy
 from leseg.components.mixing import apply_mix, classmix_masks, partner_indices
 from leseg.components.photometric import strong_photometric
+from leseg.components.pseudo_depth import berhu_loss
 from leseg.methods.supervised import SupervisedSegmentation, choice
 
 __all__ = ["DepthMixMeanTeacher", "one_hot_probs"]
@@ -105,7 +111,7 @@ class DepthMixMeanTeacher(SupervisedSegmentation):
         color_jitter, color_jitter_prob, blur_prob, blur_sigma, blur_kernel_ratio: strong
             perturbation (0.25, 0.8, 0.5, (0.15, 1.15), 0.1).
         image_mean, image_std: the DataModule's normalisation (to jitter RGB in [0, 1]).
-        depth_weight: λ_SDE of a multi-task network's self-supervised depth loss (1.0).
+        depth_weight: weight of a multi-task network's depth loss (1.0; the reference's λ_SDE).
 
     Raises:
         ValueError: an unknown ``mix`` / ``mix_pool``, a weight or probability out of range.
@@ -314,7 +320,7 @@ class DepthMixMeanTeacher(SupervisedSegmentation):
 
         Returns:
             dict with ``loss`` (differentiable scalar), ``loss_sup``, ``loss_unsup``,
-            ``loss_depth`` (None without a depth branch), ``weight`` (w), ``mask``, ``partner``,
+            ``loss_depth`` (None without a depth loss), ``weight`` (w), ``mask``, ``partner``,
             ``mixed_images``, ``pseudo_labels``.
         """
         x_l, y_l = labeled["image"], labeled["label"]
@@ -324,14 +330,18 @@ class DepthMixMeanTeacher(SupervisedSegmentation):
         student_disp = None
         if self.multitask:
             out_l = self.net.forward_multitask(x_l)
-            logits_l = out_l["logits"]
-            if "frames" in labeled and self.depth_weight > 0:
-                loss_depth = self.net.depth_loss(labeled, out_l)
-            if self.mix == "depthmix" and "disparity" not in pool and self.depth_net is None:
-                student_disp = self.net.forward_multitask(pool["image"])["disp"]
+            loss_sup = self.supervised_loss(out_l["logits"], y_l)
+            if out_l.get("side_logits") is not None:  # PAD: (CE(final) + CE(side output)) / 2
+                loss_sup = (loss_sup + self.supervised_loss(out_l["side_logits"], y_l)) / 2
+            wants_disp = self.mix == "depthmix" and "disparity" not in pool
+            wants_depth_loss = self.depth_weight > 0 and self.depth_net is not None
+            if wants_disp or wants_depth_loss:
+                out_p = self.net.forward_multitask(pool["image"])  # the student's online depth
+                student_disp = out_p["disp"]
+                if wants_depth_loss:
+                    loss_depth = berhu_loss(out_p["disp"], self.depth_net(pool["image"]))
         else:
-            logits_l = self.student_outputs(x_l)["logits"]
-        loss_sup = self.supervised_loss(logits_l, y_l)
+            loss_sup = self.supervised_loss(self.student_outputs(x_l)["logits"], y_l)
         with torch.no_grad():
             partner, mask = self.mix_masks(pool, probs, student_disp)
             images, probs = apply_mix(mask, partner, pool["image"], probs)
