@@ -389,6 +389,6 @@ def test_depthmix_with_the_multitask_student_uses_its_own_disparity(tmp_path: Pa
     method.train()
     out = method.compute_losses(labeled, unlabeled)
     assert seen[0] is not None and seen[0].shape == (2, 1, H, W)  # the student's disparity
-    assert math.isfinite(float(out["loss"])) and out["loss_depth"] is not None
+    assert math.isfinite(float(out["loss"].detach())) and out["loss_depth"] is not None
     out["loss"].backward()
     assert net.depth_decoder.conv1["0"][1].weight.grad is not None  # depth loss reaches it
