@@ -6,6 +6,7 @@ Also: the resumable data stream on its own (order and augmentation a function of
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import sys
@@ -61,6 +62,43 @@ def test_data_stream_is_a_function_of_seed_epoch_index_and_resumes_mid_epoch() -
     assert len(list(resumed)) == 5  # the skip applies once; the next iteration is a whole epoch
     at_end = _loader((1, 5))  # saved after the last batch → resume at the next epoch's start
     assert at_end.sampler.epoch == 2 and at_end.sampler.skip == 0
+
+
+def test_pending_loader_states_are_applied_at_train_start() -> None:
+    """The loader was built (and iterated) before the checkpoint's loop state was read, as when
+    ``configure_optimizers`` asks for ``estimated_stepping_batches``: the position is applied late
+    and the fetcher's iterator restarts from it, also with worker processes."""
+    from types import SimpleNamespace
+
+    from lightning.pytorch.loops.fetchers import _PrefetchDataFetcher
+    from lightning.pytorch.utilities import CombinedLoader
+
+    from leseg.callbacks.resume import restore_data_position
+
+    reference = _loader()
+    reference.sampler.set_epoch(1)
+    epoch1 = list(reference)
+    for workers in (0, 1):
+        loader = _loader()
+        if workers:
+            loader = ResumableDataLoader(loader.dataset, batch_size=2, sampler=loader.sampler,
+                                         drop_last=True, num_workers=1)
+        combined = CombinedLoader(loader, "min_size")  # stops with the loader (no cycling)
+        fetcher = _PrefetchDataFetcher()
+        fetcher.setup(combined)
+        iter(fetcher)  # as FitLoop.setup_data, before the checkpoint was read: epoch 0, no skip
+        state = {"epoch": 1, "batches": 3, "epoch_batches": 5, "num_replicas": 1}
+        fit_loop = SimpleNamespace(_combined_loader_states_to_load=[state],
+                                   _combined_loader=combined, _data_fetcher=fetcher)
+        trainer = SimpleNamespace(fit_loop=fit_loop)
+        assert restore_data_position(trainer)
+        assert fit_loop._combined_loader_states_to_load == []
+        rest = []  # next() as the epoch loop does: iter() again would start a new iterator
+        while not fetcher.done:
+            with contextlib.suppress(StopIteration):
+                rest.append(next(fetcher)[0])
+        assert len(rest) == 2 and all(torch.equal(a, b) for a, b in zip(epoch1[3:], rest, strict=True))
+        assert not restore_data_position(trainer)  # nothing pending any more
 
 
 def test_ranks_split_each_epoch_without_overlap() -> None:
@@ -128,12 +166,12 @@ def _weights(ckpt: Path) -> dict[str, torch.Tensor]:
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(strict=True, reason="known bug, open in the scale-and-trust issue: after a "
-                   "mid-epoch kill the resumed run's batches differ from the uninterrupted run's "
-                   "(conv1 weights differ by ~1e-3, BN running_var by ~0.05 on 2026-11-30)")
 def test_killed_mid_epoch_run_resumes_to_the_same_weights(tmp_path: Path, data_dir: Path) -> None:
     # 8 training images, batch 2 → 4 steps per epoch, 8 in all; last.ckpt every 3 steps and at
     # each epoch end. The crash at step 7 is mid-epoch 2; the newest last.ckpt is from step 6.
+    # Regression: the poly LR schedule's estimated_stepping_batches builds the train loader before
+    # Lightning reads the loop state, so the saved data position was dropped and the resumed run
+    # re-trained the epoch's first two batches (leseg.callbacks.resume.restore_data_position).
     whole = _run_train([], tmp_path / "whole", data_dir)
     assert whole.returncode == 0, whole.stderr[-3000:]
     crashed = _run_train(["+callbacks.crash._target_=leseg.callbacks.resume.CrashAfterSteps",
