@@ -13,7 +13,7 @@
 #                                             # writes <OUT>/byol.md, never docs/results/
 #
 # Environment knobs (defaults in brackets): PERCENT [10], SEEDS ["0 1 2"], BYOL_EPOCHS [100],
-# FT_STEPS [600], OUT [outputs/byol_results/<timestamp>], RESULTS [docs/results/byol.md],
+# FT_STEPS [600], OUT [outputs/byol_results/<timestamp>; an existing OUT reuses its finished pretraining], RESULTS [docs/results/byol.md],
 # PY [.venv/bin/python], EXTRA [extra Hydra overrides for every run, e.g. trainer=gpu].
 # The dataset goes to $LESEG_DATA_DIR (default data/), generated on first use.
 set -euo pipefail
@@ -54,10 +54,17 @@ mkdir -p "$OUT"
 SEED_LIST=$(echo "$SEEDS" | tr ' ' ',')
 FT_EXPERIMENT=supervised_fcn8s-r18_synthetic-city-128x256
 
-echo "== 1/4 BYOL pretraining ($BYOL_EPOCHS epochs) -> $OUT/pretrain"
-"$PY" train.py experiment=byol_r18_synthetic-city-unlabeled-128x128 seed=0 \
-  "trainer.max_epochs=$BYOL_EPOCHS" "hydra.run.dir=$OUT/pretrain" \
-  "${COMMON[@]}" "${BYOL_SMOKE[@]}" "${EXTRA_ARGS[@]}"
+# A rerun with the same OUT continues: a finished pretraining (its metrics.json is written last,
+# after the final checkpoint, with the epoch count) is reused instead of being trained again.
+if [[ -f "$OUT/pretrain/metrics.json" && -f "$OUT/pretrain/checkpoints/last.ckpt" ]] &&
+   grep -qx -- "- trainer.max_epochs=$BYOL_EPOCHS" "$OUT/pretrain/.hydra/overrides.yaml" 2>/dev/null; then
+  echo "== 1/4 BYOL pretraining: reusing the finished run in $OUT/pretrain"
+else
+  echo "== 1/4 BYOL pretraining ($BYOL_EPOCHS epochs) -> $OUT/pretrain"
+  "$PY" train.py experiment=byol_r18_synthetic-city-unlabeled-128x128 seed=0 \
+    "trainer.max_epochs=$BYOL_EPOCHS" "hydra.run.dir=$OUT/pretrain" \
+    "${COMMON[@]}" "${BYOL_SMOKE[@]}" "${EXTRA_ARGS[@]}"
+fi
 
 echo "== 2/4 export of the online backbone"
 WEIGHTS=$("$PY" -m leseg.export "$OUT/pretrain/checkpoints/last.ckpt" --out "$OUT/byol_r18_backbone.pth")
