@@ -222,7 +222,7 @@ def inference_fn(name: str, module: L.LightningModule, batch: int, size: tuple[i
     if name == "s5":  # the network sees image ⧺ suggestion, resized by input_scale
         label = torch.zeros(batch, h, w, dtype=torch.int64, device=device)
         label[:, h // 4:h // 2, w // 4:w // 2] = 1
-        sugg = module.make_suggestions(label, None, training=False)
+        sugg = module.make_suggestions(label, [f"bench_{i}" for i in range(batch)], training=False)
         return lambda: module.net(module.net_input(x, sugg))
     if name == "ssdepth":
         return lambda: module.predict_depth(x.clamp(0, 1))
