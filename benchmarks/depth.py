@@ -25,13 +25,12 @@ from __future__ import annotations
 
 import argparse
 import platform
-import statistics
 import tempfile
-import time
 from collections.abc import Callable
 from pathlib import Path
 
 import torch
+from s4mc_step import median_seconds  # benchmarks/ is on sys.path when run as a script
 
 from leseg.components.ema import ema_update
 from leseg.components.losses import cross_entropy
@@ -42,25 +41,6 @@ from leseg.models.depth import DepthNet
 from leseg.models.depth.segmentation import DepthDisparity, DepthSegmentor
 
 NUM_CLASSES = 19
-
-
-def _sync(device: str) -> None:
-    if device.startswith("cuda"):
-        torch.cuda.synchronize()
-
-
-def median_seconds(fn: Callable[[], object], device: str, steps: int, warmup: int) -> float:
-    """Median wall-clock seconds of ``steps`` calls after ``warmup`` calls (CUDA synchronised)."""
-    for _ in range(warmup):
-        fn()
-    times = []
-    for _ in range(steps):
-        _sync(device)
-        start = time.perf_counter()
-        fn()
-        _sync(device)
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
 
 
 def _sgd(net: torch.nn.Module) -> torch.optim.Optimizer:
