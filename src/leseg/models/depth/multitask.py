@@ -30,6 +30,7 @@ from leseg.models.depth.segmentation import (
     IMAGENET_MEAN,
     IMAGENET_STD,
     load_depth_state,
+    register_input_normalisation,
     transfer_depth_weights,
 )
 
@@ -120,12 +121,7 @@ class MultiTaskDepthSegmentor(nn.Module):
                                   nn.BatchNorm2d(head_channels), nn.ReLU(inplace=True),
                                   nn.Conv2d(head_channels, self.num_classes, 1))
         self.side_head = nn.Conv2d(c, self.num_classes, 1) if side_output else None
-        self.register_buffer("input_mean", None if input_mean is None else
-                             torch.tensor(list(input_mean), dtype=torch.float32).view(1, 3, 1, 1),
-                             persistent=False)
-        self.register_buffer("input_std", None if input_std is None else
-                             torch.tensor(list(input_std), dtype=torch.float32).view(1, 3, 1, 1),
-                             persistent=False)
+        register_input_normalisation(self, input_mean, input_std)
         self.transferred: list[str] = []
         if init_from_depth:
             self.transferred = transfer_depth_weights(self.backbone, self.seg_decoder,

@@ -41,7 +41,8 @@ from torch import nn
 from leseg.models.depth.decoder import DepthDecoder
 from leseg.models.depth.encoder import DepthEncoder
 
-__all__ = ["DepthDisparity", "DepthSegmentor", "export_depth_weights", "load_depth_state", "transfer_depth_weights"]
+__all__ = ["DepthDisparity", "DepthSegmentor", "export_depth_weights", "load_depth_state",
+           "register_input_normalisation", "transfer_depth_weights"]
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -149,6 +150,19 @@ def transfer_depth_weights(encoder: nn.Module, decoder: nn.Module, path: str | P
     return copied
 
 
+def register_input_normalisation(module: nn.Module, mean: Sequence[float] | None,
+                                 std: Sequence[float] | None) -> None:
+    """Register ``input_mean`` / ``input_std`` as non-persistent (1, 3, 1, 1) float32 buffers.
+
+    They hold the DataModule's per-channel image normalisation that the depth networks undo
+    before their encoder (which expects [0, 1] RGB); None registers a None buffer (no undoing).
+    """
+    for name, values in (("input_mean", mean), ("input_std", std)):
+        module.register_buffer(name, None if values is None else
+                               torch.tensor(list(values), dtype=torch.float32).view(1, 3, 1, 1),
+                               persistent=False)
+
+
 class DepthSegmentor(nn.Module):
     """Depth encoder + depth-architecture segmentation decoder + 1×1 head (module docstring).
 
@@ -196,12 +210,7 @@ class DepthSegmentor(nn.Module):
                                   nn.Conv2d(head_channels, self.num_classes, 1))
         if (input_mean is None) != (input_std is None):
             raise ValueError("model.input_mean and model.input_std must both be set or both null")
-        self.register_buffer("input_mean", None if input_mean is None else
-                             torch.tensor(list(input_mean), dtype=torch.float32).view(1, 3, 1, 1),
-                             persistent=False)
-        self.register_buffer("input_std", None if input_std is None else
-                             torch.tensor(list(input_std), dtype=torch.float32).view(1, 3, 1, 1),
-                             persistent=False)
+        register_input_normalisation(self, input_mean, input_std)
         self.transferred: list[str] = []
         if init_from_depth:
             self.transferred = transfer_depth_weights(self.backbone, self.decoder, init_from_depth)
@@ -269,12 +278,7 @@ class DepthDisparity(nn.Module):
         self.weights = str(weights)
         self.requires_grad_(False)
         self.eval()
-        self.register_buffer("input_mean", None if input_mean is None else
-                             torch.tensor(list(input_mean), dtype=torch.float32).view(1, 3, 1, 1),
-                             persistent=False)
-        self.register_buffer("input_std", None if input_std is None else
-                             torch.tensor(list(input_std), dtype=torch.float32).view(1, 3, 1, 1),
-                             persistent=False)
+        register_input_normalisation(self, input_mean, input_std)
 
     def train(self, mode: bool = True) -> DepthDisparity:
         """Stays in eval mode (frozen BatchNorm statistics)."""
