@@ -110,6 +110,13 @@ def split_file(splits_dir: str | os.PathLike, split: str | int, which: str = "la
     return Path(splits_dir) / str(split) / f"{which}.txt"
 
 
+def write_split(splits_dir: str | os.PathLike, split: str | int, labeled: Sequence[str],
+                unlabeled: Sequence[str]) -> None:
+    """Write ``<splits_dir>/<split>/{labeled,unlabeled}.txt``, one name per line, atomically."""
+    for which, names in (("labeled", labeled), ("unlabeled", unlabeled)):
+        write_text_atomic(split_file(splits_dir, split, which), "".join(f"{n}\n" for n in names))
+
+
 def load_split(splits_dir: str | os.PathLike, split: str | int) -> SplitLists:
     """Read ``<splits_dir>/<split>/{labeled,unlabeled}.txt``.
 
@@ -182,8 +189,7 @@ def make_splits(dataset: str, root: str | os.PathLike, counts: Sequence[int] | N
         unlabeled = sorted(n for n in set(universe) if n not in chosen)
         result[count] = SplitLists(labeled, unlabeled)
         if out is not None:
-            for which, names in (("labeled", labeled), ("unlabeled", unlabeled)):
-                write_text_atomic(split_file(out, count, which), "".join(f"{n}\n" for n in names))
+            write_split(out, count, labeled, unlabeled)
     return result
 
 

@@ -40,8 +40,8 @@ from leseg.components.selection import (
     selection_features,
 )
 from leseg.data.cityscapes import list_cityscapes_frames
-from leseg.data.io import read_image, write_text_atomic
-from leseg.data.splits import read_split_file, split_file
+from leseg.data.io import read_image
+from leseg.data.splits import read_split_file, split_file, write_split
 from leseg.models.depth.segmentation import DepthDisparity
 from leseg.utils.io import atomic_write_json
 
@@ -147,8 +147,7 @@ def select_annotations(root: str | Path, teacher: str | Path, budgets: Sequence[
         result[budget] = picked
         labeled = sorted(picked)
         rest = sorted(set(names) - set(picked))
-        write_text_atomic(split_file(out, budget, "labeled"), "".join(f"{n}\n" for n in labeled))
-        write_text_atomic(split_file(out, budget, "unlabeled"), "".join(f"{n}\n" for n in rest))
+        write_split(out, budget, labeled, rest)
         info: dict[str, Any] = {
             "method": "ds_us" if errors is not None and error_weight > 0 else "ds",
             "order": picked, "initial": len(start), "seed": int(seed),
