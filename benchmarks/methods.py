@@ -238,13 +238,13 @@ def _rss_kib(field_name: str) -> int:
     return 0
 
 
-class _Memory:
+class PeakMemory:
     """Peak memory of a phase: CUDA allocator peak, or CPU peak-RSS growth (MiB)."""
 
     def __init__(self, device: str) -> None:
         self.cuda = device.startswith("cuda")
 
-    def __enter__(self) -> _Memory:
+    def __enter__(self) -> PeakMemory:
         if self.cuda:
             torch.cuda.synchronize()
             torch.cuda.reset_peak_memory_stats()
@@ -330,7 +330,7 @@ def bench_method(name: str, args: argparse.Namespace) -> dict[str, Any]:
                             limit_val_batches=0, num_sanity_val_steps=0, precision=precision,
                             accumulate_grad_batches=1, default_root_dir=tmp)
         loader = make_loader(name, cfg, batch, train_size, steps)
-        with _Memory(device) as mem:
+        with PeakMemory(device) as mem:
             trainer.fit(module, train_dataloaders=loader)
     seconds = (timer.end - timer.start) / max(timer.steps, 1)
     row["train_img_s"] = batch * method.images / seconds
@@ -350,7 +350,7 @@ def bench_method(name: str, args: argparse.Namespace) -> dict[str, Any]:
         with torch.inference_mode(), autocast:
             infer()
 
-    with _Memory(device) as mem:
+    with PeakMemory(device) as mem:
         run()
         if gpu:
             from torch.utils.flop_counter import FlopCounterMode

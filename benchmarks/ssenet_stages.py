@@ -16,8 +16,9 @@ classes and randomly initialised networks (weights do not change the time):
   :func:`leseg.components.random_walk.propagate_cams` (β 8, t 256), dense and sparse.
 
 Then the random walk alone (affinities given) for square images of ``--walk-sizes`` pixels:
-time and peak memory of the dense (n × n) evaluation (CUDA: ``max_memory_allocated``; CPU: the
-n² matrix size) against the sparse one. Results are machine-specific; the device is printed.
+time and peak memory of the dense (n × n) evaluation against the sparse one (one run each,
+:class:`methods.PeakMemory`: CUDA ``max_memory_allocated``; CPU the growth of the process's peak
+resident set over the phase). Results are machine-specific; the device is printed.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
+from methods import PeakMemory  # benchmarks/ is on sys.path when run as a script
 
 from leseg.components.affinity import affinity, pair_indices
 from leseg.components.cam import aggregate_cams
@@ -111,14 +113,12 @@ def main(argv: list[str] | None = None) -> str:
             scores = torch.rand(21, gh, gw, device=dev)
             entry = [size, gh * gw]
             for dense in (True, False):
-                if dev == "cuda":
-                    torch.cuda.reset_peak_memory_stats()
                 def run(s=scores, a=aff, g=(gh, gw), d=dense):
                     return random_walk(s, a, *g, dense=d)
+                with PeakMemory(dev) as mem:
+                    run()
                 t = _time(run, dev, args.repeats)
-                mem = (torch.cuda.max_memory_allocated() / 2**20 if dev == "cuda"
-                       else (4 * (gh * gw) ** 2 / 2**20 if dense else float("nan")))
-                entry += [t, mem]
+                entry += [t, mem.mib]
             scaling.append(entry)
     device = torch.cuda.get_device_name() if dev == "cuda" else platform.processor() or "cpu"
     lines = [f"# SSENet stage times ({args.trunk}, {h}×{w}, {dev}: {device}, "
