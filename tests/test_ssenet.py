@@ -3,6 +3,7 @@ CRF, image-level labels, models, methods, resumable stages and the pipeline on r
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import signal
@@ -494,6 +495,7 @@ def _overrides(tmp_path: Path, root: Path, method: str, model: str, out: str) ->
 @pytest.mark.sample_data
 def test_pipeline_end_to_end_on_real_voc_sample_frames(tmp_path: Path) -> None:
     from leseg.data.datamodules import VOCDataModule
+    from leseg.tasks.eval import evaluate
     from leseg.tasks.train import train
 
     root = sample_data("voc_sample", "VOC2012")
@@ -504,20 +506,35 @@ def test_pipeline_end_to_end_on_real_voc_sample_frames(tmp_path: Path) -> None:
     cam_ckpt = tmp_path / "cam" / "checkpoints" / "last.ckpt"
     common = ["--root", str(root), "--split", "train", "--cache-dir", str(tmp_path / "cache")]
     w = tmp_path / "work"
-    assert stages.main(["cams", *common, "--ckpt", str(cam_ckpt), "--out", str(w / "cams"),
-                        "--scales", "0.25", "--no-flip", "--device", "cpu"])["done"] == 4
-    crf = [] if crf_available() else ["--no-crf"]
-    assert stages.main(["crf", *common, "--cams", str(w / "cams"), "--out", str(w / "crf"),
-                        "--workers", "2", *crf])["done"] == 4
+    # the offline stages run from eval.py with a stage config (conf/stage/ssenet_*.yaml)
+    stage_common = [f"stage.root={root}", "stage.split=train", f"stage.cache_dir={tmp_path / 'cache'}",
+                    "extras.print_config=false", f"paths.data_dir={tmp_path}"]
+    summary, _ = evaluate(compose_cfg("eval", ["stage=ssenet_cams", f"ckpt_path={cam_ckpt}",
+                                               f"stage.out={w / 'cams'}", "stage.scales=[0.25]",
+                                               "stage.no_flip=true", "stage.device=cpu",
+                                               *stage_common], tmp_path / "eval_cams"))
+    assert summary["done"] == 4 and len(list((w / "cams").glob("*.npz"))) == 4
+    crf = [] if crf_available() else ["stage.no_crf=true"]
+    summary, _ = evaluate(compose_cfg("eval", ["stage=ssenet_crf", f"stage.cams={w / 'cams'}",
+                                               f"stage.out={w / 'crf'}", *crf, *stage_common],
+                                      tmp_path / "eval_crf"))
+    assert summary["done"] == 4
     aff_cfg = compose_cfg("train", _overrides(tmp_path, root, "affinitynet", "aff_resnet38", "aff")
                           + [f"data.crf_dir={w / 'crf'}", "trainer.limit_val_batches=0"],
                           tmp_path / "aff")
     _, objects = train(aff_cfg)
     assert objects["trainer"].global_step == 1
     aff_ckpt = tmp_path / "aff" / "checkpoints" / "last.ckpt"
-    assert stages.main(["random_walk", *common, "--ckpt", str(aff_ckpt), "--cams",
-                        str(w / "cams"), "--out", str(w / "pseudo"), "--device", "cpu",
-                        "--log-t", "4"])["done"] == 4
+    summary, _ = evaluate(compose_cfg("eval", ["stage=ssenet_random_walk", f"ckpt_path={aff_ckpt}",
+                                               f"stage.cams={w / 'cams'}",
+                                               f"stage.out={w / 'pseudo'}", "stage.device=cpu",
+                                               "stage.log_t=4", *stage_common],
+                                      tmp_path / "eval_rw"))
+    assert summary["done"] == 4
+    metrics, _ = evaluate(compose_cfg("eval", ["stage=ssenet_evaluate", f"stage.masks={w / 'pseudo'}",
+                                               *stage_common], tmp_path / "eval_masks"))
+    saved = json.loads((tmp_path / "eval_masks" / "metrics.json").read_text())
+    assert saved["mIoU"] == pytest.approx(metrics["mIoU"]) and 0.0 <= saved["mIoU"] <= 1.0
     result = stages.main(["evaluate", *common, "--masks", str(w / "pseudo"),
                           "--json", str(w / "rw.json")])
     assert 0.0 <= result["mIoU"] <= 1.0 and (w / "rw.json").is_file()
@@ -532,3 +549,29 @@ def test_pipeline_end_to_end_on_real_voc_sample_frames(tmp_path: Path) -> None:
                        train_set="train")
     dm.setup("fit")
     assert dm.train_dataset[0]["label"].max() <= 20
+
+
+def test_stage_config_becomes_the_stage_command_line() -> None:
+    from omegaconf import OmegaConf
+
+    from leseg.tasks.eval import stage_argv
+
+    cfg = OmegaConf.create({"module": "leseg.stages.ssenet", "name": "cams", "root": "/v",
+                            "scales": [1.0, 0.5], "no_flip": True, "device": None,
+                            "max_images": 3, "progress": False})
+    assert stage_argv(cfg) == ["cams", "--root", "/v", "--scales", "1.0", "0.5", "--no-flip",
+                               "--max-images", "3"]
+    with pytest.raises(ValueError, match="module"):
+        stage_argv(OmegaConf.create({"name": "cams"}))
+
+
+def test_every_stage_config_parses_with_the_stage_module(tmp_path: Path) -> None:
+    from leseg.tasks.eval import stage_argv
+
+    sets = {"ssenet_cams": ["ckpt_path=c.ckpt"], "ssenet_crf": ["stage.cams=w/cams"],
+            "ssenet_random_walk": ["ckpt_path=a.ckpt", "stage.cams=w/cams"],
+            "ssenet_evaluate": ["stage.masks=w/pseudo"]}
+    for name, extra in sets.items():
+        cfg = compose_cfg("eval", [f"stage={name}", *extra], tmp_path / name)
+        args = stages._parser().parse_args(stage_argv(cfg.stage))
+        assert args.stage == cfg.stage.name and args.root.endswith("VOCdevkit/VOC2012")

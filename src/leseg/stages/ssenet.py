@@ -25,6 +25,10 @@ Stages (Python API and command line ``python -m leseg.stages.ssenet <stage> ...`
     prints and optionally writes (``--json``) the 21-class confusion-matrix metrics against the
     dataset's masks.
 
+The same stages run from ``eval.py`` with the stage configs of ``conf/stage/`` (the paper's values):
+``python eval.py stage=ssenet_cams ckpt_path=<file> stage.root=<VOC2012>`` and so on
+(:func:`leseg.tasks.eval.stage_argv` turns the config into this command line).
+
 Every stage reads the images of ``--root`` (a VOC2012-layout folder) and ``--split``
 (``ImageSets/Segmentation/<split>.txt``; the papers' protocol is VOC ``train``, 1,464 images);
 image-level labels come from the masks (:mod:`leseg.data.image_labels`).
