@@ -14,7 +14,7 @@
 #   7. python -m leseg.stages.ssenet evaluate    random-walk-step mIoU on train
 #   8. train.py experiment=supervised_deeplabv3plus-r18-d16_synthetic-voc-128x128
 #        data.label_dir=<the random-walk pseudo-masks>  (the segmenter; its test/mIoU is on the
-#        50 val images with their true masks; SEGMENTER=0 skips this step)
+#        50 val images with their true masks; by default for the SSENet pseudo-masks only)
 # Every stage skips images already done, so an interrupted run resumes when started again with
 # the same WORK directory. The table reports mean ± std over the seeds of the 21-class mIoU
 # (leseg's nanmean over classes present; synthetic_voc has fewer than 20 object classes).
@@ -29,7 +29,8 @@
 #   SEEDS               space-separated seeds (default "0 1 2")
 #   SCALES              CAM inference scales (default "1.0 0.5 1.5 2.0")
 #   WORKERS             CRF worker processes (default 2)
-#   SEGMENTER           1 = train the segmenter on each run's pseudo-masks (default 1)
+#   SEGMENTER           which runs' pseudo-masks train the segmenter: ssenet (default), all
+#                       (also plain CAM's) or 0 (none)
 #   SEG_EPOCHS          the segmenter's epochs (default: the experiment's 12)
 #   NO_CRF              1 = argmax of the unrefined seeds instead of the dense CRF (no pydensecrf2)
 #   WORK                working directory (default outputs/ssenet_results/<time>)
@@ -41,7 +42,8 @@ PYTHON=${PYTHON:-.venv/bin/python}
 SEEDS=${SEEDS:-0 1 2}
 SCALES=${SCALES:-1.0 0.5 1.5 2.0}
 WORKERS=${WORKERS:-2}
-SEGMENTER=${SEGMENTER:-1}
+SEGMENTER=${SEGMENTER:-ssenet}
+[[ $SEGMENTER == 1 ]] && SEGMENTER=all
 SEG_EPOCHS=${SEG_EPOCHS:-}
 seg_epochs=()
 [[ -n $SEG_EPOCHS ]] && seg_epochs=("trainer.max_epochs=$SEG_EPOCHS")
@@ -78,7 +80,7 @@ for seed in $SEEDS; do
     "${stage[@]}" random_walk "${common[@]}" --ckpt "$run/aff/checkpoints/last.ckpt" \
       --cams "$run/cams" --out "$run/pseudo"
     "${stage[@]}" evaluate "${common[@]}" --masks "$run/pseudo" --json "$run/rw_step.json"
-    if [[ "$SEGMENTER" == "1" && ! -f $run/seg/metrics.json ]]; then
+    if [[ ($SEGMENTER == all || $SEGMENTER == "$variant") && ! -f $run/seg/metrics.json ]]; then
       "$PYTHON" train.py "experiment=$SEG" "seed=$seed" "data.label_dir=$run/pseudo" \
         "${seg_epochs[@]}" "hydra.run.dir=$run/seg" "$@"
     fi
@@ -99,7 +101,7 @@ import numpy as np
 from leseg.utils.io import atomic_write_text
 
 work, out, command, seeds = Path(sys.argv[1]), Path(sys.argv[2]), sys.argv[3], sys.argv[4].split()
-segmenter = sys.argv[5] == "1"
+segmenter = sys.argv[5]  # ssenet | all | 0
 
 
 def mean_std(v):
@@ -119,17 +121,21 @@ for variant, label in (("cam", "plain CAM (no L_eq)"), ("ssenet", "SSENet (L_eq,
             values[key].append(100 * result["mIoU"])
             images.add(result["num_images"])
         cells = [f"{values['cam_step'][-1]:.2f}", f"{values['rw_step'][-1]:.2f}"]
-        if segmenter:
+        if segmenter in ("all", variant):
             path = run / "seg" / "metrics.json"
             if not path.is_file():
                 sys.exit(f"ssenet_results: missing {path}")
             values["seg"].append(100 * json.loads(path.read_text())["metrics"]["test/mIoU"])
             cells.append(f"{values['seg'][-1]:.2f}")
+        elif segmenter != "0":
+            cells.append("—")
         per_seed.append(f"| {label} | {seed} | " + " | ".join(cells) + " |")
-    cells = [mean_std(values[k]) for k in ("cam_step", "rw_step", "seg") if values[k]]
+    cells = [mean_std(values[k]) for k in ("cam_step", "rw_step") if values[k]]
+    if segmenter != "0":
+        cells.append(mean_std(values["seg"]) if values["seg"] else "—")
     rows.append(f"| {label} | {len(seeds)} | " + " | ".join(cells) + " |")
-seg_head = " segmenter on the pseudo-masks, val mIoU |" if segmenter else ""
-seg_rule = "---|" if segmenter else ""
+seg_head = " segmenter on the RW pseudo-masks, val mIoU |" if segmenter != "0" else ""
+seg_rule = "---|" if segmenter != "0" else ""
 commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
                         text=True).stdout.strip()
 page = f"""# SSENet vs plain CAM on synthetic_voc (pseudo-mask quality)
@@ -145,7 +151,7 @@ Mean ± sample std over seeds {', '.join(seeds)}.
 
 Per seed:
 
-| CAM network | seed | CAM step | CAM + RW |{" segmenter |" if segmenter else ""}
+| CAM network | seed | CAM step | CAM + RW |{" segmenter |" if segmenter != "0" else ""}
 |---|---|---|---|{seg_rule}
 {chr(10).join(per_seed)}
 
