@@ -323,3 +323,54 @@ def test_neighbour_prior_rejects_bad_labels() -> None:
         neighbour_prior([{"image": torch.zeros(2, 2)}], 3)
     with pytest.raises(ValueError, match="no label batch"):
         neighbour_prior([], 3)
+
+
+# ------------------------------------------------------------------ pseudo-label audit
+def test_pseudo_label_confusion_counts_argmax_and_kept_pixels_by_hand() -> None:
+    from leseg.components.pseudo_labels import s4mc_pseudo_labels
+    from leseg.stages.pseudo_label_audit import pseudo_label_confusion
+
+    # 1 image of 2x3 pixels, 3 classes; argmax row 0: 0 0 1, row 1: 1 2 2
+    probs = torch.tensor([[[0.9, 0.6, 0.2], [0.1, 0.2, 0.3]],
+                          [[0.05, 0.3, 0.7], [0.8, 0.3, 0.3]],
+                          [[0.05, 0.1, 0.1], [0.1, 0.5, 0.4]]])[None]
+    target = torch.tensor([[[0, 1, 1], [255, 2, 0]]])
+    prior = torch.tensor([0.5, 0.5, 0.5])
+    argmax, kept = pseudo_label_confusion(probs, target, prior, [0.0, 1.0])
+    expected = np.zeros((3, 3), np.int64)
+    expected[0, 0] = 1  # (0,0): gt 0, argmax 0
+    expected[1, 0] = 1  # (0,1): gt 1, argmax 0
+    expected[1, 1] = 1  # (0,2): gt 1, argmax 1
+    expected[2, 2] = 1  # (1,1): gt 2, argmax 2;  (1,0) is ignored
+    expected[0, 2] = 1  # (1,2): gt 0, argmax 2
+    assert np.array_equal(argmax, expected)
+    for progress, counts in kept.items():
+        labels, _, _ = s4mc_pseudo_labels(probs, torch.ones(1, 2, 3, dtype=torch.bool), prior,
+                                          progress, classes=probs.argmax(1))
+        by_hand = np.zeros((3, 3), np.int64)
+        for y in range(2):
+            for x in range(3):
+                if target[0, y, x] != 255 and labels[0, y, x] != 255:
+                    by_hand[target[0, y, x], labels[0, y, x]] += 1
+        assert np.array_equal(counts, by_hand)
+        assert counts.sum() <= argmax.sum()
+    assert kept[1.0].sum() >= kept[0.0].sum()  # DPA keeps more pixels late in training
+    with pytest.raises(ValueError, match="does not match"):
+        pseudo_label_confusion(probs, target[:, :1], prior, [0.0])
+
+
+def test_audit_table_recall_and_precision_by_hand() -> None:
+    from leseg.stages.pseudo_label_audit import audit_table
+
+    argmax = np.array([[10, 2, 0], [4, 4, 0], [0, 0, 0]])  # 20 pixels; class 2 absent: left out
+    kept = {0.5: np.array([[6, 0, 0], [3, 1, 0], [0, 0, 0]])}
+    table, summary = audit_table(argmax, kept, ["road", "sign", "sky"])
+    road, sign = summary["classes"]["road"], summary["classes"]["sign"]
+    assert road["gt_share"] == pytest.approx(60.0) and road["argmax_share"] == pytest.approx(70.0)
+    assert road["argmax_iou"] == pytest.approx(100 * 10 / 16)
+    assert road["kept@0.5"] == pytest.approx(50.0) and road["recall@0.5"] == pytest.approx(50.0)
+    assert road["precision@0.5"] == pytest.approx(100 * 6 / 9)
+    assert sign["kept@0.5"] == pytest.approx(50.0) and sign["recall@0.5"] == pytest.approx(12.5)
+    assert sign["precision@0.5"] == pytest.approx(100.0)
+    assert summary["kept@0.5"] == pytest.approx(50.0) and summary["accuracy@0.5"] == pytest.approx(70.0)
+    assert "sky" not in summary["classes"] and "| sign | 40.0 | 30.0 |" in table
