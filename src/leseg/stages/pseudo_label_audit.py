@@ -135,7 +135,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     from torch.utils.data import Subset
 
     from leseg.tasks.common import load_checkpoint
-    from leseg.utils.io import atomic_write_json
+    from leseg.utils.io import atomic_write_json, atomic_write_text
     from leseg.utils.resolvers import register_resolvers
 
     p = argparse.ArgumentParser(prog="python -m leseg.stages.pseudo_label_audit",
@@ -146,6 +146,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     p.add_argument("--batch", type=int, default=4)
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     p.add_argument("--json", default=None, help="write the summary here (atomically)")
+    p.add_argument("--md", default=None, help="write the report here (atomically)")
     args = p.parse_args(argv)
 
     register_resolvers()
@@ -183,11 +184,16 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     table, summary = audit_table(argmax, kept, list(dm.class_names))
     summary.update({"checkpoint": str(args.ckpt), "images": len(names),
                     "drop_percent": float(module.drop_percent)})
-    print(f"Pseudo-label audit of {args.ckpt} on {len(names)} unlabeled images (%, S4MC filter "
-          f"P = {module.drop_percent:g}):\n\n{table}\n")
+    report = (f"Pseudo-label audit of `{args.ckpt}` on {len(names)} unlabeled images (%, S4MC "
+              f"filter P = {module.drop_percent:g}; `kept`, `recall` and `precision` at training "
+              f"progress @p): `python -m leseg.stages.pseudo_label_audit "
+              f"{' '.join(argv if argv is not None else sys.argv[1:])}`\n\n{table}\n")
+    print(report)
     print(json.dumps({k: v for k, v in summary.items() if k != "classes"}))
     if args.json:
         atomic_write_json(args.json, summary)
+    if args.md:
+        atomic_write_text(args.md, report)
     return summary
 
 
