@@ -31,8 +31,8 @@ MAX_DENSE_PIXELS = 12000
 """On a GPU, grids up to this many stride-8 pixels use the dense evaluation (0.6 GB matrix)."""
 MAX_DENSE_PIXELS_CPU = 3000
 """On a CPU the 8 dense squarings (16·n³ flops) overtake the 256 sparse products between n = 2209
-and n = 3969 (measured on 2 cores, ``benchmarks/results/ssenet_stages_cpu.md``: 0.75 s dense vs
-0.83 s sparse at n = 2209, 5.3 s vs 1.2 s at n = 3969), so larger grids use the sparse form."""
+and n = 3969 (measured on 2 cores, ``benchmarks/results/ssenet_stages_cpu.md``: 0.94 s dense vs
+1.0 s sparse at n = 2209, 7.0 s vs 2.4 s at n = 3969), so larger grids use the sparse form."""
 
 
 def affinity_matrix(aff: torch.Tensor, h: int, w: int, radius: int = RADIUS, beta: float = BETA,
