@@ -47,11 +47,10 @@ COMMAND="scripts/s4mc_results.sh${*:+ $*} (DATASET=$DATASET SPLIT=$SPLIT SEEDS=$
 """Write the results page from the sweep's metrics.json files and aggregate.md."""
 import datetime
 import platform
-import subprocess
 import sys
 from pathlib import Path
 
-from leseg.aggregate import aggregate, load_runs
+from leseg.aggregate import aggregate, load_runs, per_seed, source_commit
 
 sweep, out, s4mc, twin, command = Path(sys.argv[1]), Path(sys.argv[2]), *sys.argv[3:]
 metric = "test/mIoU"
@@ -61,12 +60,8 @@ missing = [e for e in (s4mc, twin) if metric not in rows.get(e, {})]
 if missing:
     sys.exit(f"s4mc_results: no {metric} for {missing} under {sweep}")
 seeds = sorted({r["seed"] for r in runs})
-per_seed = {(r["experiment"], r["seed"]): r["metrics"].get(metric) for r in runs}
-try:
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
-                            text=True, check=True).stdout.strip()
-except (OSError, subprocess.CalledProcessError):
-    commit = "unknown"
+by_seed = per_seed(runs, metric)
+commit = source_commit()
 
 a, b = rows[s4mc][metric], rows[twin][metric]
 delta = 100 * (a["mean"] - b["mean"])
@@ -91,7 +86,7 @@ lines = [
 for exp in (s4mc, twin):
     cells = []
     for s in seeds:
-        v = per_seed.get((exp, s))
+        v = by_seed.get((exp, s))
         cells.append("—" if v is None else f"{100 * v:.2f}")
     lines.append(f"| {exp} | " + " | ".join(cells) + " |")
 lines += ["", "## Aggregate (`python -m leseg.aggregate`, mean ± sample std over seeds, %)", "",

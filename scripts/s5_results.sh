@@ -60,7 +60,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from leseg.aggregate import load_runs
+from leseg.aggregate import load_runs, source_commit
 
 sweep, out, suffix, kinds, command = Path(sys.argv[1]), Path(sys.argv[2]), *sys.argv[3:]
 kinds = kinds.split(",")
@@ -73,11 +73,7 @@ missing = [name[k] for k in kinds if not any("test/fg_IoU" in r["metrics"]
                                              for r in by_exp.get(name[k], []))]
 if missing:
     sys.exit(f"s5_results: no test/fg_IoU for {missing} under {sweep}")
-try:
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
-                            text=True, check=True).stdout.strip()
-except (OSError, subprocess.CalledProcessError):
-    commit = "unknown"
+commit = source_commit()
 
 
 def stat(exp: str, metric: str, scale: float = 100.0, digits: int = 2) -> str:

@@ -15,7 +15,7 @@
 #   8. train.py experiment=supervised_deeplabv3plus-r18-d16_synthetic-voc-128x128
 #        data.label_dir=<the random-walk pseudo-masks>  (the segmenter; its test/mIoU is on the
 #        50 val images with their true masks; by default for the SSENet pseudo-masks only)
-# Every stage skips images already done, so an interrupted run resumes when started again with
+# Every stage skips images (and evaluations) already done, so an interrupted run resumes when started again with
 # the same WORK directory. The table reports mean ± std over the seeds of the 21-class mIoU
 # (leseg's nanmean over classes present; synthetic_voc has fewer than 20 object classes).
 # Deviations from the paper, stated in the page: ResNet-18 from scratch instead of ImageNet
@@ -70,7 +70,8 @@ for seed in $SEEDS; do
     fi
     "${stage[@]}" cams "${common[@]}" --ckpt "$run/cam/checkpoints/last.ckpt" \
       --out "$run/cams" --scales "${scales[@]}"
-    "${stage[@]}" evaluate "${common[@]}" --cams "$run/cams" --json "$run/cam_step.json"
+    [[ -f $run/cam_step.json ]] ||
+      "${stage[@]}" evaluate "${common[@]}" --cams "$run/cams" --json "$run/cam_step.json"
     "${stage[@]}" crf "${common[@]}" --cams "$run/cams" --out "$run/crf" --workers "$WORKERS" \
       "${crf[@]}"
     if [[ ! -f $run/aff/checkpoints/last.ckpt ]]; then
@@ -79,7 +80,8 @@ for seed in $SEEDS; do
     fi
     "${stage[@]}" random_walk "${common[@]}" --ckpt "$run/aff/checkpoints/last.ckpt" \
       --cams "$run/cams" --out "$run/pseudo"
-    "${stage[@]}" evaluate "${common[@]}" --masks "$run/pseudo" --json "$run/rw_step.json"
+    [[ -f $run/rw_step.json ]] ||
+      "${stage[@]}" evaluate "${common[@]}" --masks "$run/pseudo" --json "$run/rw_step.json"
     if [[ ($SEGMENTER == all || $SEGMENTER == "$variant") && ! -f $run/seg/metrics.json ]]; then
       "$PYTHON" train.py "experiment=$SEG" "seed=$seed" "data.label_dir=$run/pseudo" \
         "${seg_epochs[@]}" "hydra.run.dir=$run/seg" "$@"
@@ -92,12 +94,12 @@ done
 import datetime
 import json
 import platform
-import subprocess
 import sys
 from pathlib import Path
 
 import numpy as np
 
+from leseg.aggregate import source_commit
 from leseg.utils.io import atomic_write_text
 
 work, out, command, seeds = Path(sys.argv[1]), Path(sys.argv[2]), sys.argv[3], sys.argv[4].split()
@@ -136,8 +138,7 @@ for variant, label in (("cam", "plain CAM (no L_eq)"), ("ssenet", "SSENet (L_eq,
     rows.append(f"| {label} | {len(seeds)} | " + " | ".join(cells) + " |")
 seg_head = " segmenter on the RW pseudo-masks, val mIoU |" if segmenter != "0" else ""
 seg_rule = "---|" if segmenter != "0" else ""
-commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
-                        text=True).stdout.strip()
+commit = source_commit()
 page = f"""# SSENet vs plain CAM on synthetic_voc (pseudo-mask quality)
 
 Measured with `{command}` on {datetime.date.today()} ({platform.node()}, commit {commit}).

@@ -106,11 +106,10 @@ SETTING=""
 import datetime
 import json
 import platform
-import subprocess
 import sys
 from pathlib import Path
 
-from leseg.aggregate import aggregate, load_runs
+from leseg.aggregate import aggregate, load_runs, per_seed, source_commit
 
 out, results, command, extra, smoke, split, *rows = sys.argv[1:]
 out = Path(out)
@@ -122,12 +121,8 @@ missing = [e for e in rows if metric not in agg.get(e, {})]
 if missing:
     sys.exit(f"threeways_results: no {metric} for {missing} under {out / 'seg'}")
 seeds = sorted({r["seed"] for r in runs})
-per_seed = {(r["experiment"], r["seed"]): r["metrics"].get(metric) for r in runs}
-try:
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
-                            text=True, check=True).stdout.strip()
-except (OSError, subprocess.CalledProcessError):
-    commit = "unknown"
+by_seed = per_seed(runs, metric)
+commit = source_commit()
 labels = {"supervised": "random init", "transfer": "depth transfer",
           "depthmix": "transfer + DepthMix", "classmix": "ClassMix (random init)"}
 
@@ -178,7 +173,7 @@ lines += [
 for exp in rows:
     a = agg[exp][metric]
     row = labels.get(exp.split("_", 1)[0], exp)
-    cells = [fmt(per_seed.get((exp, s))) for s in seeds]
+    cells = [fmt(by_seed.get((exp, s))) for s in seeds]
     lines.append(f"| {row} | `{exp}` | {100 * a['mean']:.2f} ± {100 * a['std']:.2f} | {a['n']} | "
                  + " | ".join(cells) + " |")
 lines += ["", "## Aggregate (`python -m leseg.aggregate`, mean ± sample std over seeds, %)", "",

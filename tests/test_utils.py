@@ -68,3 +68,15 @@ def test_majority_class_miou_from_confusion_matrix() -> None:
     # GT pixels: class 0 = 6, class 1 = 3, class 2 = 1, class 3 absent -> IoU_0 = 6/10, mean over 3
     cm = np.array([[4, 2, 0, 0], [1, 2, 0, 0], [0, 0, 1, 0], [0, 0, 0, 0]])
     assert majority_class_miou(cm) == pytest.approx(0.6 / 3)
+
+
+def test_per_seed_and_source_commit(tmp_path, monkeypatch) -> None:
+    from leseg.aggregate import per_seed, source_commit
+
+    runs = [{"experiment": "a", "seed": 0, "metrics": {"test/mIoU": 0.5}},
+            {"experiment": "a", "seed": 1, "metrics": {}}]
+    assert per_seed(runs, "test/mIoU") == {("a", 0): 0.5, ("a", 1): None}
+    commit = source_commit()
+    assert commit != "unknown" and all(c in "0123456789abcdef" for c in commit)
+    monkeypatch.chdir(tmp_path)  # not a git checkout
+    assert source_commit() == "unknown"

@@ -59,6 +59,23 @@ def load_runs(root: str | Path) -> list[dict[str, Any]]:
     return runs
 
 
+def per_seed(runs: list[dict[str, Any]], metric: str) -> dict[tuple[Any, Any], float | None]:
+    """``(experiment, seed)`` → the run's value of ``metric`` (None where the run lacks it)."""
+    return {(r.get("experiment"), r.get("seed")): r["metrics"].get(metric) for r in runs}
+
+
+def source_commit() -> str:
+    """The short commit hash of the working directory's git checkout, ``unknown`` outside one
+    (results pages name the code that produced them)."""
+    import subprocess
+
+    try:
+        return subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
+                              text=True, check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+
+
 def aggregate(runs: list[dict[str, Any]], metrics: tuple[str, ...] = DEFAULT_METRICS
               ) -> list[dict[str, Any]]:
     """Group runs by (experiment, data, split) and compute mean, std and count over seeds.

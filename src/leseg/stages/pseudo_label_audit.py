@@ -20,7 +20,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import hydra
@@ -118,21 +118,9 @@ def audit_table(argmax: np.ndarray, kept: dict[float, np.ndarray],
     return "\n".join(lines), summary
 
 
-def _batches(dataset: Iterable[dict[str, Any]], batch: int) -> Iterable[tuple[torch.Tensor, ...]]:
-    images, labels = [], []
-    for sample in dataset:
-        images.append(sample["image"])
-        labels.append(sample["label"])
-        if len(images) == batch:
-            yield torch.stack(images), torch.stack(labels)
-            images, labels = [], []
-    if images:
-        yield torch.stack(images), torch.stack(labels)
-
-
 def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     """Command-line entry point (see the module docstring); returns the JSON summary."""
-    from torch.utils.data import Subset
+    from torch.utils.data import DataLoader
 
     from leseg.tasks.common import load_checkpoint
     from leseg.utils.io import atomic_write_json, atomic_write_text
@@ -165,12 +153,11 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         names = names[: args.max_images]
     dataset = dm._make(dm.train_set, "eval", dm.val_transforms, ids=names,
                        ids_source="the split's unlabeled list")
-    if isinstance(dataset, Subset):  # pragma: no cover - datasets given ids are not subsets
-        dataset = dataset.dataset
     argmax = None
     kept: dict[float, np.ndarray] = {}
     with torch.no_grad():
-        for images, labels in _batches(dataset, args.batch):
+        for batch in DataLoader(dataset, batch_size=args.batch):
+            images, labels = batch["image"], batch["label"]
             probs = teacher(images.to(args.device)).float().softmax(dim=1)
             if probs.shape[-2:] != labels.shape[-2:]:
                 probs = torch.nn.functional.interpolate(probs, size=labels.shape[-2:],
