@@ -153,6 +153,22 @@ def test_teacher_is_evaluated_after_the_warmup() -> None:
     assert all(p.requires_grad for p in module.net.parameters())
 
 
+@pytest.mark.parametrize(("schedule", "epoch", "step", "expected"), [
+    ("epoch", 30, 660, 30 / 36),            # the reference: epochs of the whole run
+    ("step", 30, 660, 660 / 792),           # steps of the whole run
+    ("post_warmup", 24, 528, 0.0),          # pseudo-labels start: drop 100 - P %
+    ("post_warmup", 30, 660, 132 / 264),    # half-way through the 264 steps after the warm-up
+    ("post_warmup", 10, 220, 0.0),          # inside the warm-up: clamped to 0
+])
+def test_dpa_progress_per_schedule(schedule: str, epoch: int, step: int, expected: float) -> None:
+    # 36 epochs of 22 steps with a 24-epoch (528-step) supervised-only warm-up
+    module = _module(dpa_schedule=schedule)
+    module.warmup_steps = 24 * 22
+    module._trainer = type("T", (), {"max_epochs": 36, "current_epoch": epoch, "global_step": step,
+                                     "estimated_stepping_batches": 36 * 22})()
+    assert module.training_progress() == pytest.approx(expected)
+
+
 def test_prior_is_estimated_from_label_maps_and_unseen_classes_get_the_mean() -> None:
     module = S4MC(_pixel_net(), num_classes=K)
     # 4-neighbour edges: five 0-0, two 0-1 → E_0 = 10/12, E_1 = 0/2; class 2 unseen → mean

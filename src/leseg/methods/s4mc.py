@@ -20,7 +20,8 @@ gives the step-by-step reference this module follows. One training step, on a la
 6. S4MC refinement p̃ = p + β(q − max(pq, pE)) with the dataset prior E (estimated on the labeled
    split at setup unless ``prior`` is given); the confidence is the top-1 − top-2 margin;
 7. DPA: threshold = the α-th percentile of the *unrefined* margin over valid pixels, α falling
-   linearly from 100 − P % to 0 over training (``dpa_schedule`` epoch as the reference, or step);
+   linearly from 100 − P % to 0 over training (``dpa_schedule`` epoch as the reference, step, or
+   post_warmup: over the steps after the supervised-only warm-up, for long warm-ups);
    pixels whose *refined* margin is ≤ threshold, and padded pixels, are ignored; the class stays ŷ;
 8. L_u = U2PL-rescaled CE on the kept pixels (all valid / kept · mean CE);
 9. optional U2PL contrastive term L_c (``contrastive="u2pl"``, METHODS.md §3(c) step 9): student
@@ -87,7 +88,7 @@ from leseg.utils.logging import get_logger
 log = get_logger(__name__)
 
 MIXES = ("cutmix", "classmix", "none")
-DPA_SCHEDULES = ("epoch", "step")
+DPA_SCHEDULES = ("epoch", "step", "post_warmup")
 CONTRASTIVE = ("none", "u2pl")
 #: U2PL's contrastive hyper-parameters (METHODS.md §3(c) step 9; U2PL VOC config).
 U2PL_DEFAULTS: dict[str, Any] = {
@@ -154,8 +155,11 @@ class S4MC(SupervisedSegmentation):
         prior_max_images: estimate E from at most this many labeled images (evenly spaced);
             None = all.
         drop_percent: DPA's P in [0, 100] (VOC 60: drop 40 % → 0 %).
-        dpa_schedule: ``epoch`` (α from current_epoch / max_epochs, the reference) or ``step``
-            (from global_step / total steps; needed for iteration-based runs).
+        dpa_schedule: ``epoch`` (α from current_epoch / max_epochs, the reference), ``step``
+            (from global_step / total steps; needed for iteration-based runs) or ``post_warmup``
+            ((global_step − warm-up steps) / (total − warm-up steps): the partition starts at
+            100 − P % when the pseudo-labels start to be used, whatever the warm-up length; the
+            reference's 1-epoch warm-up of 80 makes the three readings equal).
         contrastive: ``none`` or ``u2pl`` (needs a head with representations,
             ``model.head.representation_channels``).
         contrastive_weight: weight of L_c (1.0).
@@ -370,10 +374,14 @@ class S4MC(SupervisedSegmentation):
         return self.global_step < self.warmup_steps
 
     def training_progress(self) -> float:
-        """DPA progress in [0, 1]: current_epoch / max_epochs, or global_step / total steps."""
+        """DPA progress in [0, 1]: current_epoch / max_epochs, global_step / total steps, or
+        (global_step − warm-up) / (total steps − warm-up) for ``post_warmup``."""
         trainer = self.trainer
         if self.dpa_schedule == "epoch":
             progress = trainer.current_epoch / max(1, int(trainer.max_epochs))
+        elif self.dpa_schedule == "post_warmup":
+            total = int(trainer.estimated_stepping_batches) - self.warmup_steps
+            progress = (self.global_step - self.warmup_steps) / max(1, total)
         else:
             progress = self.global_step / max(1, int(trainer.estimated_stepping_batches))
         return min(max(progress, 0.0), 1.0)
