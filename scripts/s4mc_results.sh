@@ -22,7 +22,9 @@
 #   LANES               parallel training processes (default 1: one multirun). With N > 1 the
 #                       jobs (seed-major: S4MC seed 0, twin seed 0, S4MC seed 1, ...) go to N
 #                       workers that take the next job when free, each a single-job multirun into
-#                       SWEEP_DIR with OMP_NUM_THREADS = cores / N (2 on the 2-core CPU: ~2x faster)
+#                       SWEEP_DIR with OMP_NUM_THREADS = cores / N (2 on the 2-core CPU: ~2x faster);
+#                       a job whose run directory in SWEEP_DIR has metrics.json is skipped, so an
+#                       interrupted sweep resumes by rerunning with the same SWEEP_DIR
 #   SKIP_TRAIN          1: no training, rewrite the page from the runs already in SWEEP_DIR
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -76,6 +78,10 @@ PY
       i=$(flock "$queue" bash -c 'i=$(cat "$1.next"); echo $((i + 1)) > "$1.next"; echo "$i"' _ "$queue")
       (( i < ${#jobs[@]} )) || return 0
       read -r exp seed <<< "${jobs[$i]}"
+      if compgen -G "$SWEEP_DIR/$exp/*-$SPLIT/seed$seed/*/metrics.json" > /dev/null; then
+        echo "[lane $lane] job $i: $exp seed $seed already finished in $SWEEP_DIR, skipped"
+        continue
+      fi
       echo "[lane $lane] job $i: $exp seed $seed"
       OMP_NUM_THREADS=$threads MKL_NUM_THREADS=$threads "$PYTHON" train.py -m "experiment=$exp" \
         "data.split=$SPLIT" "seed=$seed" "hydra.sweep.dir=$SWEEP_DIR" "${CROP_OVERRIDE[@]}" "$@" \
