@@ -417,10 +417,13 @@ def test_runner_skips_finished_items_and_never_leaves_partial_files(tmp_path: Pa
 
 
 _INTERRUPTED = textwrap.dedent("""
-    import sys, time, numpy as np
+    import signal, sys, time, numpy as np
     from pathlib import Path
     from leseg.stages.runner import run_items
     from leseg.utils.io import atomic_write
+    # a job started in the background by a non-interactive shell inherits SIGINT ignored, and
+    # Python then raises no KeyboardInterrupt: restore it so the test does not depend on the caller
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     out = Path(sys.argv[1])
     def slow_save(path, content):
         with atomic_write(path) as f:
