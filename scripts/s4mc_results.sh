@@ -44,9 +44,9 @@ case "$DATASET" in
 esac
 S4MC=s4mc_deeplabv3plus-r18-d16_synthetic-$DATASET-$crop
 TWIN=supervised_deeplabv3plus-r18-d16_synthetic-$DATASET-semi-$crop
-COMMAND="scripts/s4mc_results.sh${*:+ $*} (DATASET=$DATASET SPLIT=$SPLIT SEEDS=$SEEDS LANES=${LANES:-1})"
-
 LANES=${LANES:-1}
+COMMAND="scripts/s4mc_results.sh${*:+ $*} (DATASET=$DATASET SPLIT=$SPLIT SEEDS=$SEEDS LANES=$LANES)"
+
 if [[ "${SKIP_TRAIN:-0}" == "1" ]]; then
   [[ -d "$SWEEP_DIR" ]] || { echo "SKIP_TRAIN=1 needs an existing SWEEP_DIR, got '$SWEEP_DIR'" >&2; exit 2; }
   echo "SKIP_TRAIN=1: page from the runs in $SWEEP_DIR"
