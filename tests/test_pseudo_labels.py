@@ -21,6 +21,7 @@ from leseg.components.pseudo_labels import (
     DEFAULT_BETA,
     dpa_drop_percent,
     dpa_threshold,
+    dpa_threshold_per_class,
     margin,
     neighbour_max,
     neighbour_prior,
@@ -224,6 +225,55 @@ def test_s4mc_pseudo_labels_padded_pixels_never_kept_and_classes_override() -> N
     assert keep.nonzero()[:, 1:].tolist() == [[0, 1], [1, 2], [2, 0]]
     assert stats["keep_ratio"].item() == pytest.approx(3 / 7)
     assert labels[keep].eq(7).all() and labels[~keep].eq(255).all()
+
+
+def test_dpa_threshold_per_class_hand_computed() -> None:
+    margins = torch.tensor([[[0.1, 0.2, 0.3], [0.9, 0.5, 0.7]]])
+    valid = torch.tensor([[[True, True, True], [True, False, True]]])
+    classes = torch.tensor([[[0, 0, 0], [1, 1, 1]]])
+    # class 0: median of 0.1 0.2 0.3 = 0.2; class 1: median of the valid 0.9 0.7 = 0.8 (the
+    # invalid 0.5 is not counted); invalid pixels get +inf, so nothing can keep them
+    expected = torch.tensor([[[0.2, 0.2, 0.2], [0.8, math.inf, 0.8]]])
+    torch.testing.assert_close(dpa_threshold_per_class(margins, valid, classes, 50.0), expected)
+    with pytest.raises(ValueError, match="empty"):
+        dpa_threshold_per_class(margins, torch.zeros_like(valid), classes, 50.0)
+    with pytest.raises(ValueError, match="same"):
+        dpa_threshold_per_class(margins, valid, classes[..., :2], 50.0)
+
+
+def test_s4mc_pseudo_labels_per_class_partition_hand_computed() -> None:
+    valid = torch.ones(1, 3, 3, dtype=torch.bool)
+    labels, keep, stats = s4mc_pseudo_labels(_probs(), valid, PRIOR, progress=0.5,
+                                             partition="per_class")
+    # α = 20 %. Class 0 (argmax; the 0.5/0.5 tie goes to class 0) holds the unrefined margins
+    # 0 .2 .4 .6 .8 -> h = 0.8 -> τ_0 = 0.16; class 1 holds .2 .4 .6 .8 -> h = 0.6 -> τ_1 = 0.32.
+    # Refined margins (see the global test): class 0 keeps (0,0) .582, (0,1) .273, (1,0) .164;
+    # class 1 keeps (0,2) .418, (1,2) .394 but drops (2,0) .309, which the global τ = 0.2 kept
+    expected_keep = torch.tensor([[[True, True, True], [True, False, True], [False, False, False]]])
+    assert torch.equal(keep, expected_keep)
+    assert labels.tolist() == [[[0, 0, 1], [0, 255, 1], [255, 255, 255]]]
+    assert stats["threshold"].item() == pytest.approx((5 * 0.16 + 4 * 0.32) / 9)
+    assert stats["keep_ratio"].item() == pytest.approx(5 / 9)
+    with pytest.raises(ValueError, match="per_class"):
+        s4mc_pseudo_labels(_probs(), valid, PRIOR, progress=0.5, partition="classwise")
+
+
+def test_s4mc_pseudo_labels_per_class_keeps_a_low_margin_class() -> None:
+    # one row of 8 pixels: class 0 with margins .90 .92 .94 .96, then a "thin" class 1 with
+    # .20 .22 .24 .26. Refined (E = (.5, .5)): .920 .925 .943 .615 | .009 .242 .264 .281.
+    p0 = torch.tensor([[0.95, 0.96, 0.97, 0.98, 0.40, 0.39, 0.38, 0.37]], dtype=torch.float64)
+    probs = torch.stack([p0, 1.0 - p0]).unsqueeze(0)  # (1, 2, 1, 8)
+    valid = torch.ones(1, 1, 8, dtype=torch.bool)
+    kwargs = {"prior": (0.5, 0.5), "progress": 0.0, "drop_percent": 50.0}  # α = 50 %
+    # global: τ = median of all 8 = (.26 + .90) / 2 = .58 -> every class-1 pixel is dropped
+    labels, keep, stats = s4mc_pseudo_labels(probs, valid, **kwargs)
+    assert stats["threshold"].item() == pytest.approx(0.58)
+    assert labels.tolist() == [[[0, 0, 0, 0, 255, 255, 255, 255]]]
+    # per class: τ_0 = .93 keeps only .943; τ_1 = .23 keeps .242 .264 .281 (the border pixel's
+    # .009 falls below it): the thin class keeps pseudo-labels
+    labels, keep, stats = s4mc_pseudo_labels(probs, valid, partition="per_class", **kwargs)
+    assert labels.tolist() == [[[255, 255, 0, 255, 255, 1, 1, 1]]]
+    assert stats["threshold"].item() == pytest.approx((4 * 0.93 + 4 * 0.23) / 8)
 
 
 def test_s4mc_pseudo_labels_without_valid_pixels_keeps_nothing() -> None:

@@ -79,8 +79,9 @@ def test_padded_pixels_never_reach_a_loss() -> None:
     assert not torch.equal(_losses(module, labeled, moved)["loss_unsup"], ref["loss_unsup"])
 
 
-def test_unsupervised_loss_ignores_student_and_teacher_values_at_padding() -> None:
-    module = _module()
+@pytest.mark.parametrize("partition", ["global", "per_class"])
+def test_unsupervised_loss_ignores_student_and_teacher_values_at_padding(partition: str) -> None:
+    module = _module(dpa_partition=partition)
     g = torch.Generator().manual_seed(0)
     logits = torch.randn(2, K, 5, 5, generator=g)
     probs = torch.randn(2, K, 5, 5, generator=g).softmax(1)
@@ -193,6 +194,8 @@ def test_configuration_errors_name_the_key() -> None:
         S4MC(_pixel_net(), num_classes=K, u2pl={"num_anchors": 3})
     with pytest.raises(ValueError, match="method.mix='mixup' is not one of"):
         S4MC(_pixel_net(), num_classes=K, mix="mixup")
+    with pytest.raises(ValueError, match="method.dpa_partition='classwise' is not one of"):
+        S4MC(_pixel_net(), num_classes=K, dpa_partition="classwise")
     with pytest.raises(ValueError, match="method.mix_prob"):
         S4MC(_pixel_net(), num_classes=K, mix_prob=1.5)
     with pytest.raises(ValueError, match="aux_weight=0.4 needs an auxiliary head: set model.aux_head"):

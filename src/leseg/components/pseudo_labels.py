@@ -299,6 +299,45 @@ def dpa_threshold(unrefined_margin: torch.Tensor, valid: torch.Tensor,
     return percentile(unrefined_margin[valid], drop_percent)
 
 
+def dpa_threshold_per_class(unrefined_margin: torch.Tensor, valid: torch.Tensor,
+                            classes: torch.Tensor, drop_percent: float) -> torch.Tensor:
+    """Class-balanced DPA threshold map: τ_c per pseudo-label class, written at each pixel.
+
+    An extension beyond S4MC/U2PL (``method.dpa_partition=per_class``; the paper's partition is
+    :func:`dpa_threshold`, one τ for the batch). τ_c is the ``drop_percent``-th percentile
+    (numpy "linear") of the unrefined margin over the valid pixels whose pseudo-label class is c,
+    so every predicted class loses the same share α of its pixels. With one global τ, classes
+    whose pixels are all low-margin (thin structures: pole, traffic sign, person) are dropped
+    far more than α and the student sees almost none of their pseudo-labels (the per-class
+    partition of class-balanced self-training, e.g. Zou et al., ECCV 2018, "CBST").
+
+    Args:
+        unrefined_margin: (B, H, W) float margins of the teacher softmax (:func:`margin`).
+        valid: (B, H, W) bool, False at padded / ignored pixels (excluded from every τ_c).
+        classes: (B, H, W) int64 pseudo-label classes (values at invalid pixels are not read).
+        drop_percent: α in [0, 100] (:func:`dpa_drop_percent`).
+
+    Returns:
+        (B, H, W) float τ map, dtype/device of ``unrefined_margin``; +inf at invalid pixels.
+
+    Raises:
+        ValueError: shape mismatch, non-bool ``valid``, no valid pixel, or α outside [0, 100].
+    """
+    if valid.dtype != torch.bool:
+        raise ValueError(f"valid must be a bool mask, got {valid.dtype}")
+    if unrefined_margin.shape != valid.shape or classes.shape != valid.shape:
+        raise ValueError(f"unrefined_margin {tuple(unrefined_margin.shape)}, valid "
+                         f"{tuple(valid.shape)} and classes {tuple(classes.shape)} must have the "
+                         f"same (B, H, W) shape")
+    if not bool(valid.any()):
+        raise ValueError("percentile of an empty set of values (no valid pixel)")
+    thresholds = torch.full_like(unrefined_margin, float("inf"))
+    for c in classes[valid].unique().tolist():
+        in_class = valid & (classes == c)
+        thresholds[in_class] = percentile(unrefined_margin[in_class], drop_percent)
+    return thresholds
+
+
 def s4mc_pseudo_labels(
     teacher_probs: torch.Tensor,
     valid: torch.Tensor,
@@ -310,6 +349,7 @@ def s4mc_pseudo_labels(
     ignore_index: int = 255,
     num_neighbours: int = 1,
     classes: torch.Tensor | None = None,
+    partition: str = "global",
 ) -> tuple[torch.Tensor, torch.Tensor, dict[str, Any]]:
     """S4MC filtered pseudo-labels (METHODS.md §3(c) steps 6–7, margin indicator, DPA).
 
@@ -335,16 +375,21 @@ def s4mc_pseudo_labels(
         classes: optional (B, H, W) int64 pseudo-label classes to filter instead of
             ``argmax(teacher_probs)``; code base A takes them from the eval-mode teacher before
             mixing while ``teacher_probs`` come from the train-mode teacher on the mixed batch.
+        partition: ``global`` (the paper: one τ for the batch) or ``per_class`` (τ_c per
+            pseudo-label class, :func:`dpa_threshold_per_class`; an extension).
 
     Returns:
         ``(labels, keep, stats)``: labels (B, H, W) int64 in [0, C) ∪ {ignore_index};
         keep (B, H, W) bool; stats dict with 0-d tensors ``keep_ratio`` (kept / valid pixels,
-        in [0, 1]), ``threshold`` (τ, NaN when no pixel is valid), and the float
-        ``drop_percent`` (α in %).
+        in [0, 1]), ``threshold`` (τ; with ``per_class`` the mean of τ over valid pixels; NaN
+        when no pixel is valid), and the float ``drop_percent`` (α in %).
 
     Raises:
-        ValueError: shape/dtype mismatches, bad prior/progress/P (see the helpers).
+        ValueError: shape/dtype mismatches, bad prior/progress/P (see the helpers), or a
+            ``partition`` other than global / per_class.
     """
+    if partition not in ("global", "per_class"):
+        raise ValueError(f"DPA partition must be 'global' or 'per_class', got {partition!r}")
     _check_probs(teacher_probs, "teacher_probs")
     batch, _, height, width = teacher_probs.shape
     if valid.shape != (batch, height, width) or valid.dtype != torch.bool:
@@ -363,9 +408,14 @@ def s4mc_pseudo_labels(
             threshold = torch.tensor(float("nan"), dtype=teacher_probs.dtype,
                                      device=teacher_probs.device)
         else:
-            threshold = dpa_threshold(margin(teacher_probs), valid, alpha)
             refined = refine_probs(teacher_probs, prior, beta, connectivity, num_neighbours)
-            keep = valid & (margin(refined) > threshold)
+            if partition == "global":
+                threshold = dpa_threshold(margin(teacher_probs), valid, alpha)
+                keep = valid & (margin(refined) > threshold)
+            else:
+                thresholds = dpa_threshold_per_class(margin(teacher_probs), valid, classes, alpha)
+                keep = valid & (margin(refined) > thresholds)
+                threshold = thresholds[valid].mean()
         labels = torch.where(keep, classes.long(), torch.full_like(classes.long(), ignore_index))
         keep_ratio = keep.sum().to(teacher_probs.dtype) / num_valid.clamp_min(1).to(
             teacher_probs.dtype)

@@ -89,6 +89,7 @@ log = get_logger(__name__)
 
 MIXES = ("cutmix", "classmix", "none")
 DPA_SCHEDULES = ("epoch", "step", "post_warmup")
+DPA_PARTITIONS = ("global", "per_class")
 CONTRASTIVE = ("none", "u2pl")
 #: U2PL's contrastive hyper-parameters (METHODS.md §3(c) step 9; U2PL VOC config).
 U2PL_DEFAULTS: dict[str, Any] = {
@@ -160,6 +161,9 @@ class S4MC(SupervisedSegmentation):
             ((global_step − warm-up steps) / (total − warm-up steps): the partition starts at
             100 − P % when the pseudo-labels start to be used, whatever the warm-up length; the
             reference's 1-epoch warm-up of 80 makes the three readings equal).
+        dpa_partition: ``global`` (the paper: one threshold τ for the batch) or ``per_class``
+            (an extension: τ_c per pseudo-label class, so each predicted class loses the same
+            share; :func:`~leseg.components.pseudo_labels.dpa_threshold_per_class`).
         contrastive: ``none`` or ``u2pl`` (needs a head with representations,
             ``model.head.representation_channels``).
         contrastive_weight: weight of L_c (1.0).
@@ -202,6 +206,7 @@ class S4MC(SupervisedSegmentation):
         prior_max_images: int | None = None,
         drop_percent: float = 60.0,
         dpa_schedule: str = "epoch",
+        dpa_partition: str = "global",
         contrastive: str = "none",
         contrastive_weight: float = 1.0,
         u2pl: Mapping[str, Any] | None = None,
@@ -210,6 +215,7 @@ class S4MC(SupervisedSegmentation):
                          class_names, name, sup_loss, ohem_thresh, ohem_min_kept, aux_weight)
         self.mix = choice(mix, MIXES, "method.mix")
         self.dpa_schedule = choice(dpa_schedule, DPA_SCHEDULES, "method.dpa_schedule")
+        self.dpa_partition = choice(dpa_partition, DPA_PARTITIONS, "method.dpa_partition")
         self.contrastive = choice(contrastive, CONTRASTIVE, "method.contrastive")
         unknown = set(u2pl or {}) - set(U2PL_DEFAULTS)
         if unknown:
@@ -465,7 +471,7 @@ class S4MC(SupervisedSegmentation):
             probs = teacher_probs.float() * valid.unsqueeze(1)  # padded pixels act as border
         labels, _, stats = s4mc_pseudo_labels(
             probs, valid, self.prior, progress, self.drop_percent, self.beta, self.connectivity,
-            self.ignore_index, self.num_neighbours, classes=classes)
+            self.ignore_index, self.num_neighbours, classes=classes, partition=self.dpa_partition)
         loss = rescaled_unsup_ce(student_logits.float(), labels, valid=valid,
                                  ignore_index=self.ignore_index)
         return loss, {**stats, "labels": labels}
