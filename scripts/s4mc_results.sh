@@ -4,7 +4,9 @@
 #
 #   scripts/s4mc_results.sh
 #
-# Jobs: s4mc_deeplabv3plus-r18-d16_synthetic-city-128x256 and its twin
+# Jobs: s4mc_deeplabv3plus-r18-d16_synthetic-city-128x256 (the paper's DPA partition), where it
+# exists s4mc-cbdpa_deeplabv3plus-r18-d16_synthetic-city-128x256 (the same with the class-balanced
+# partition, method.dpa_partition=per_class, an extension), and their twin
 # supervised_deeplabv3plus-r18-d16_synthetic-city-semi-128x256 (same labeled stream, model,
 # optimiser and number of steps, no unlabeled branch) x data.split=$SPLIT x seed=$SEEDS. The
 # synthetic dataset (data/synthetic_<dataset>) and the split files (data/splits/synthetic_<dataset>/<split>)
@@ -20,7 +22,7 @@
 #   SWEEP_DIR           multirun directory (default outputs/train/multirun/s4mc_results_<time>)
 #   OUT                 page to write (default docs/results/s4mc.md)
 #   LANES               parallel training processes (default 1: one multirun). With N > 1 the
-#                       jobs (seed-major: S4MC seed 0, twin seed 0, S4MC seed 1, ...) go to N
+#                       jobs (seed-major: S4MC seed 0, [S4MC-CB seed 0,] twin seed 0, ...) go to N
 #                       workers that take the next job when free, each a single-job multirun into
 #                       SWEEP_DIR with OMP_NUM_THREADS = cores / N (2 on the 2-core CPU: ~2x faster);
 #                       a job whose run directory in SWEEP_DIR has metrics.json is skipped, so an
@@ -43,7 +45,11 @@ case "$DATASET" in
   *) echo "DATASET must be voc or city, got '$DATASET'" >&2; exit 2 ;;
 esac
 S4MC=s4mc_deeplabv3plus-r18-d16_synthetic-$DATASET-$crop
+S4MC_CB=s4mc-cbdpa_deeplabv3plus-r18-d16_synthetic-$DATASET-$crop
 TWIN=supervised_deeplabv3plus-r18-d16_synthetic-$DATASET-semi-$crop
+EXPERIMENTS=("$S4MC")
+[[ -f "conf/experiment/$S4MC_CB.yaml" ]] && EXPERIMENTS+=("$S4MC_CB")
+EXPERIMENTS+=("$TWIN")
 LANES=${LANES:-1}
 COMMAND="scripts/s4mc_results.sh${*:+ $*} (DATASET=$DATASET SPLIT=$SPLIT SEEDS=$SEEDS LANES=$LANES)"
 
@@ -51,13 +57,13 @@ if [[ "${SKIP_TRAIN:-0}" == "1" ]]; then
   [[ -d "$SWEEP_DIR" ]] || { echo "SKIP_TRAIN=1 needs an existing SWEEP_DIR, got '$SWEEP_DIR'" >&2; exit 2; }
   echo "SKIP_TRAIN=1: page from the runs in $SWEEP_DIR"
 elif [[ "$LANES" == "1" ]]; then
-  "$PYTHON" train.py -m "experiment=$S4MC,$TWIN" "data.split=$SPLIT" "seed=$SEEDS" \
+  "$PYTHON" train.py -m "experiment=$(IFS=,; echo "${EXPERIMENTS[*]}")" "data.split=$SPLIT" "seed=$SEEDS" \
     "hydra.sweep.dir=$SWEEP_DIR" "${CROP_OVERRIDE[@]}" "$@"
 else
   [[ "$LANES" =~ ^[1-9][0-9]*$ ]] || { echo "LANES must be a positive integer, got '$LANES'" >&2; exit 2; }
   jobs=()
   IFS=, read -ra seed_list <<< "$SEEDS"
-  for s in "${seed_list[@]}"; do jobs+=("$S4MC $s" "$TWIN $s"); done
+  for s in "${seed_list[@]}"; do for e in "${EXPERIMENTS[@]}"; do jobs+=("$e $s"); done; done
   mkdir -p "$SWEEP_DIR"
   queue="$SWEEP_DIR/.job_queue"; : > "$queue"; echo 0 > "$queue.next"
   threads=$(( $(nproc) / LANES )); (( threads >= 1 )) || threads=1
@@ -98,7 +104,7 @@ PY
 fi
 "$PYTHON" -m leseg.aggregate "$SWEEP_DIR" --metrics test/mIoU test/mIoU_ms_flip val/mIoU_best
 
-"$PYTHON" - "$SWEEP_DIR" "$OUT" "$S4MC" "$TWIN" "$COMMAND" <<'PY'
+"$PYTHON" - "$SWEEP_DIR" "$OUT" "$COMMAND" "$TWIN" "${EXPERIMENTS[@]}" <<'PY'
 """Write the results page from the sweep's metrics.json files and aggregate.md."""
 import datetime
 import platform
@@ -107,21 +113,19 @@ from pathlib import Path
 
 from leseg.aggregate import aggregate, load_runs, per_seed, source_commit
 
-sweep, out, s4mc, twin, command = Path(sys.argv[1]), Path(sys.argv[2]), *sys.argv[3:]
+sweep, out, command, twin, *experiments = Path(sys.argv[1]), Path(sys.argv[2]), *sys.argv[3:]
+variants = [e for e in experiments if e != twin]
 metric = "test/mIoU"
 runs = load_runs(sweep)
 rows = {r["experiment"]: r for r in aggregate(runs, (metric,))}
-missing = [e for e in (s4mc, twin) if metric not in rows.get(e, {})]
+missing = [e for e in experiments if metric not in rows.get(e, {})]
 if missing:
     sys.exit(f"s4mc_results: no {metric} for {missing} under {sweep}")
 seeds = sorted({r["seed"] for r in runs})
 by_seed = per_seed(runs, metric)
 commit = source_commit()
 
-a, b = rows[s4mc][metric], rows[twin][metric]
-delta = 100 * (a["mean"] - b["mean"])
-verdict = ("S4MC is better than" if delta > 0 else
-           "S4MC is worse than" if delta < 0 else "S4MC ties with")
+b = rows[twin][metric]
 lines = [
     "# S4MC vs supervised-only twin on synthetic data (generated page)",
     "",
@@ -129,16 +133,26 @@ lines = [
     f"{platform.machine()} ({platform.processor() or 'cpu'}). Sweep directory: `{sweep}`.",
     "Do not edit by hand: rerun the script. See docs/results/README.md for the setting.",
     "",
-    f"**{metric} (single scale, teacher for S4MC), mean over {a['n']} vs {b['n']} seeds: "
-    f"S4MC {100 * a['mean']:.2f} vs supervised {100 * b['mean']:.2f} → "
-    f"{delta:+.2f} points: {verdict} its supervised-only twin, as measured.**",
+    f"{metric} (single scale, the teacher for S4MC), mean over seeds, against the "
+    f"supervised-only twin `{twin}` ({100 * b['mean']:.2f}, {b['n']} seeds), as measured:",
+    "",
+]
+for exp in variants:
+    a = rows[exp][metric]
+    delta = 100 * (a["mean"] - b["mean"])
+    verdict = "better than" if delta > 0 else "worse than" if delta < 0 else "ties with"
+    partition = ("class-balanced DPA partition, an extension" if "cbdpa" in exp
+                 else "the paper's DPA partition")
+    lines.append(f"- **`{exp}`** ({partition}): {100 * a['mean']:.2f} over {a['n']} seeds → "
+                 f"**{delta:+.2f} points, {verdict} the twin**")
+lines += [
     "",
     "## Per seed (%)",
     "",
     "| experiment | " + " | ".join(f"seed {s}" for s in seeds) + " |",
     "|---|" + "---:|" * len(seeds),
 ]
-for exp in (s4mc, twin):
+for exp in experiments:
     cells = []
     for s in seeds:
         v = by_seed.get((exp, s))
