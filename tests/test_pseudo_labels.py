@@ -376,7 +376,8 @@ def test_neighbour_prior_rejects_bad_labels() -> None:
 
 
 # ------------------------------------------------------------------ pseudo-label audit
-def test_pseudo_label_confusion_counts_argmax_and_kept_pixels_by_hand() -> None:
+@pytest.mark.parametrize("partition", ["global", "per_class"])
+def test_pseudo_label_confusion_counts_argmax_and_kept_pixels_by_hand(partition: str) -> None:
     from leseg.components.pseudo_labels import s4mc_pseudo_labels
     from leseg.stages.pseudo_label_audit import pseudo_label_confusion
 
@@ -386,7 +387,7 @@ def test_pseudo_label_confusion_counts_argmax_and_kept_pixels_by_hand() -> None:
                           [[0.05, 0.1, 0.1], [0.1, 0.5, 0.4]]])[None]
     target = torch.tensor([[[0, 1, 1], [255, 2, 0]]])
     prior = torch.tensor([0.5, 0.5, 0.5])
-    argmax, kept = pseudo_label_confusion(probs, target, prior, [0.0, 1.0])
+    argmax, kept = pseudo_label_confusion(probs, target, prior, [0.0, 1.0], partition=partition)
     expected = np.zeros((3, 3), np.int64)
     expected[0, 0] = 1  # (0,0): gt 0, argmax 0
     expected[1, 0] = 1  # (0,1): gt 1, argmax 0
@@ -396,7 +397,8 @@ def test_pseudo_label_confusion_counts_argmax_and_kept_pixels_by_hand() -> None:
     assert np.array_equal(argmax, expected)
     for progress, counts in kept.items():
         labels, _, _ = s4mc_pseudo_labels(probs, torch.ones(1, 2, 3, dtype=torch.bool), prior,
-                                          progress, classes=probs.argmax(1))
+                                          progress, classes=probs.argmax(1),
+                                          partition=partition)
         by_hand = np.zeros((3, 3), np.int64)
         for y in range(2):
             for x in range(3):

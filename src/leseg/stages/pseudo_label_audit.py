@@ -35,7 +35,8 @@ def pseudo_label_confusion(teacher_probs: torch.Tensor, target: torch.Tensor,
                            prior: torch.Tensor, progress: Sequence[float],
                            drop_percent: float = 60.0, beta: float = DEFAULT_BETA,
                            connectivity: int = 4, ignore_index: int = 255,
-                           num_neighbours: int = 1) -> tuple[np.ndarray, dict[float, np.ndarray]]:
+                           num_neighbours: int = 1, partition: str = "global"
+                           ) -> tuple[np.ndarray, dict[float, np.ndarray]]:
     """Confusion matrices of the teacher's argmax and of the kept S4MC pseudo-labels.
 
     Args:
@@ -44,8 +45,9 @@ def pseudo_label_confusion(teacher_probs: torch.Tensor, target: torch.Tensor,
             out of every count.
         prior: (K,) float neighbour prior E of the refinement.
         progress: training progress values in [0, 1] at which to apply DPA.
-        drop_percent, beta, connectivity, ignore_index, num_neighbours: as in
-            :func:`~leseg.components.pseudo_labels.s4mc_pseudo_labels`.
+        drop_percent, beta, connectivity, ignore_index, num_neighbours, partition: as in
+            :func:`~leseg.components.pseudo_labels.s4mc_pseudo_labels` (``partition``: the
+            DPA threshold over the batch, ``global``, or per pseudo-label class, ``per_class``).
 
     Returns:
         ``(argmax, kept)``: (K, K) int64 counts, rows = ground truth, columns = the teacher's
@@ -72,7 +74,7 @@ def pseudo_label_confusion(teacher_probs: torch.Tensor, target: torch.Tensor,
     for p in progress:
         labels, _, _ = s4mc_pseudo_labels(teacher_probs, valid, prior, float(p), drop_percent,
                                           beta, connectivity, ignore_index, num_neighbours,
-                                          classes=classes)
+                                          classes=classes, partition=partition)
         kept[float(p)] = counts(labeled & (labels != ignore_index), labels)
     return counts(labeled, classes), kept
 
@@ -165,14 +167,15 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
             a, k = pseudo_label_confusion(probs, labels.to(args.device), module.prior,
                                           args.progress, module.drop_percent, module.beta,
                                           module.connectivity, module.ignore_index,
-                                          module.num_neighbours)
+                                          module.num_neighbours, module.dpa_partition)
             argmax = a if argmax is None else argmax + a
             kept = {q: kept.get(q, 0) + m for q, m in k.items()}
     table, summary = audit_table(argmax, kept, list(dm.class_names))
     summary.update({"checkpoint": str(args.ckpt), "images": len(names),
-                    "drop_percent": float(module.drop_percent)})
+                    "drop_percent": float(module.drop_percent),
+                    "dpa_partition": module.dpa_partition})
     report = (f"Pseudo-label audit of `{args.ckpt}` on {len(names)} unlabeled images (%, S4MC "
-              f"filter P = {module.drop_percent:g}; `kept`, `recall` and `precision` at training "
+              f"filter P = {module.drop_percent:g}, DPA partition {module.dpa_partition}; `kept`, `recall` and `precision` at training "
               f"progress @p): `python -m leseg.stages.pseudo_label_audit "
               f"{' '.join(argv if argv is not None else sys.argv[1:])}`\n\n{table}\n")
     print(report)
