@@ -22,9 +22,11 @@ def _compose(name: str, overrides: list[str]):
 def test_experiment_composes_and_is_named_after_itself(experiment: str) -> None:
     cfg = _compose("train", [f"experiment={experiment}"])
     assert cfg.experiment_name == experiment
-    # mmsegmentation-style name: {method}_{model}_{dataset}-{crop}
+    # mmsegmentation-style name: {method}[-{variant}]_{model}_{dataset}-{crop}, where a variant
+    # names a non-default option of the method (s4mc-cbdpa: class-balanced DPA partition)
     method, model, rest = experiment.split("_", 2)
-    assert method == cfg.method.name and model == cfg.model.name
+    assert method == cfg.method.name or method.startswith(f"{cfg.method.name}-")
+    assert model == cfg.model.name
     assert rest.startswith(cfg.data.name.replace("_", "-"))
     plain = OmegaConf.to_container(cfg.data, resolve=True)  # every interpolation resolves
     assert plain["num_classes"] == cfg.model.num_classes == cfg.method.num_classes
