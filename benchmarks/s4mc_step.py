@@ -158,6 +158,10 @@ def run(args: argparse.Namespace) -> list[tuple[str, float]]:
     rows.append(("part: refinement + DPA + rescaled CE",
                  timed(lambda: module.unsupervised_loss(logits, probs, classes,
                                                         unlabeled["valid"], 0.5))))
+    module.dpa_partition = "per_class"  # the class-balanced extension: one percentile per class
+    rows.append(("part: refinement + per-class DPA + rescaled CE",
+                 timed(lambda: module.unsupervised_loss(logits, probs, classes,
+                                                        unlabeled["valid"], 0.5))))
     return rows
 
 

@@ -4,8 +4,9 @@
 #
 #   scripts/s4mc_results.sh
 #
-# Jobs: s4mc_deeplabv3plus-r18-d16_synthetic-city-128x256 (the paper's DPA partition), where it
-# exists s4mc-cbdpa_deeplabv3plus-r18-d16_synthetic-city-128x256 (the same with the class-balanced
+# Jobs: s4mc_deeplabv3plus-r18-d16_synthetic-city-128x256 (S4MC + CutMix), and where they exist
+# s4mc-u2pl_deeplabv3plus-r18-d16_synthetic-city-128x256 (+ U2PL's contrastive term, as the released
+# configuration) and s4mc-cbdpa_deeplabv3plus-r18-d16_synthetic-city-128x256 (the class-balanced DPA
 # partition, method.dpa_partition=per_class, an extension), and their twin
 # supervised_deeplabv3plus-r18-d16_synthetic-city-semi-128x256 (same labeled stream, model,
 # optimiser and number of steps, no unlabeled branch) x data.split=$SPLIT x seed=$SEEDS. The
@@ -22,7 +23,7 @@
 #   SWEEP_DIR           multirun directory (default outputs/train/multirun/s4mc_results_<time>)
 #   OUT                 page to write (default docs/results/s4mc.md)
 #   LANES               parallel training processes (default 1: one multirun). With N > 1 the
-#                       jobs (seed-major: S4MC seed 0, [S4MC-CB seed 0,] twin seed 0, ...) go to N
+#                       jobs (seed-major: S4MC seed 0, [its variants seed 0,] twin seed 0, ...) go to N
 #                       workers that take the next job when free, each a single-job multirun into
 #                       SWEEP_DIR with OMP_NUM_THREADS = cores / N (2 on the 2-core CPU: ~2x faster);
 #                       a job whose run directory in SWEEP_DIR has metrics.json is skipped, so an
@@ -45,10 +46,12 @@ case "$DATASET" in
   *) echo "DATASET must be voc or city, got '$DATASET'" >&2; exit 2 ;;
 esac
 S4MC=s4mc_deeplabv3plus-r18-d16_synthetic-$DATASET-$crop
-S4MC_CB=s4mc-cbdpa_deeplabv3plus-r18-d16_synthetic-$DATASET-$crop
 TWIN=supervised_deeplabv3plus-r18-d16_synthetic-$DATASET-semi-$crop
 EXPERIMENTS=("$S4MC")
-[[ -f "conf/experiment/$S4MC_CB.yaml" ]] && EXPERIMENTS+=("$S4MC_CB")
+for variant in u2pl cbdpa; do  # S4MC variants pinned for this dataset
+  exp=s4mc-${variant}_deeplabv3plus-r18-d16_synthetic-$DATASET-$crop
+  [[ -f "conf/experiment/$exp.yaml" ]] && EXPERIMENTS+=("$exp")
+done
 EXPERIMENTS+=("$TWIN")
 LANES=${LANES:-1}
 COMMAND="scripts/s4mc_results.sh${*:+ $*} (DATASET=$DATASET SPLIT=$SPLIT SEEDS=$SEEDS LANES=$LANES)"
@@ -141,9 +144,11 @@ for exp in variants:
     a = rows[exp][metric]
     delta = 100 * (a["mean"] - b["mean"])
     verdict = "better than" if delta > 0 else "worse than" if delta < 0 else "ties with"
-    partition = ("class-balanced DPA partition, an extension" if "cbdpa" in exp
-                 else "the paper's DPA partition")
-    lines.append(f"- **`{exp}`** ({partition}): {100 * a['mean']:.2f} over {a['n']} seeds → "
+    what = ("S4MC + U2PL: the paper's DPA partition and U2PL's contrastive term"
+            if exp.startswith("s4mc-u2pl_") else
+            "class-balanced DPA partition, an extension beyond the paper"
+            if exp.startswith("s4mc-cbdpa_") else "S4MC + CutMix: the paper's DPA partition")
+    lines.append(f"- **`{exp}`** ({what}): {100 * a['mean']:.2f} over {a['n']} seeds → "
                  f"**{delta:+.2f} points, {verdict} the twin**")
 lines += [
     "",
