@@ -33,6 +33,8 @@ import torch.nn.functional as F
 
 #: β of the refinement, exp(−1/2) ≈ 0.6065 (S4MC paper; ``beta`` in code base A).
 DEFAULT_BETA = math.exp(-0.5)
+#: DPA partitions: one threshold for the batch (the paper) or one per pseudo-label class (extension)
+DPA_PARTITIONS = ("global", "per_class")
 
 # (dy, dx) offsets of the neighbours of a pixel.
 _OFFSETS = {
@@ -291,12 +293,17 @@ def dpa_threshold(unrefined_margin: torch.Tensor, valid: torch.Tensor,
     Raises:
         ValueError: shape mismatch, non-bool ``valid``, no valid pixel, or α outside [0, 100].
     """
+    _check_margin_and_mask(unrefined_margin, valid)
+    return percentile(unrefined_margin[valid], drop_percent)
+
+
+def _check_margin_and_mask(unrefined_margin: torch.Tensor, valid: torch.Tensor) -> None:
+    """Raise ValueError unless ``valid`` is a bool mask of ``unrefined_margin``'s (B, H, W) shape."""
     if valid.dtype != torch.bool:
         raise ValueError(f"valid must be a bool mask, got {valid.dtype}")
     if unrefined_margin.shape != valid.shape:
         raise ValueError(f"unrefined_margin {tuple(unrefined_margin.shape)} and valid "
                          f"{tuple(valid.shape)} must have the same (B, H, W) shape")
-    return percentile(unrefined_margin[valid], drop_percent)
 
 
 def dpa_threshold_per_class(unrefined_margin: torch.Tensor, valid: torch.Tensor,
@@ -323,12 +330,10 @@ def dpa_threshold_per_class(unrefined_margin: torch.Tensor, valid: torch.Tensor,
     Raises:
         ValueError: shape mismatch, non-bool ``valid``, no valid pixel, or α outside [0, 100].
     """
-    if valid.dtype != torch.bool:
-        raise ValueError(f"valid must be a bool mask, got {valid.dtype}")
-    if unrefined_margin.shape != valid.shape or classes.shape != valid.shape:
-        raise ValueError(f"unrefined_margin {tuple(unrefined_margin.shape)}, valid "
-                         f"{tuple(valid.shape)} and classes {tuple(classes.shape)} must have the "
-                         f"same (B, H, W) shape")
+    _check_margin_and_mask(unrefined_margin, valid)
+    if classes.shape != valid.shape:
+        raise ValueError(f"classes {tuple(classes.shape)} and valid {tuple(valid.shape)} must "
+                         f"have the same (B, H, W) shape")
     if not bool(valid.any()):
         raise ValueError("percentile of an empty set of values (no valid pixel)")
     thresholds = torch.full_like(unrefined_margin, float("inf"))
@@ -388,8 +393,8 @@ def s4mc_pseudo_labels(
         ValueError: shape/dtype mismatches, bad prior/progress/P (see the helpers), or a
             ``partition`` other than global / per_class.
     """
-    if partition not in ("global", "per_class"):
-        raise ValueError(f"DPA partition must be 'global' or 'per_class', got {partition!r}")
+    if partition not in DPA_PARTITIONS:
+        raise ValueError(f"DPA partition must be one of {DPA_PARTITIONS}, got {partition!r}")
     _check_probs(teacher_probs, "teacher_probs")
     batch, _, height, width = teacher_probs.shape
     if valid.shape != (batch, height, width) or valid.dtype != torch.bool:
@@ -408,14 +413,14 @@ def s4mc_pseudo_labels(
             threshold = torch.tensor(float("nan"), dtype=teacher_probs.dtype,
                                      device=teacher_probs.device)
         else:
-            refined = refine_probs(teacher_probs, prior, beta, connectivity, num_neighbours)
+            unrefined = margin(teacher_probs)
             if partition == "global":
-                threshold = dpa_threshold(margin(teacher_probs), valid, alpha)
-                keep = valid & (margin(refined) > threshold)
+                tau = threshold = dpa_threshold(unrefined, valid, alpha)
             else:
-                thresholds = dpa_threshold_per_class(margin(teacher_probs), valid, classes, alpha)
-                keep = valid & (margin(refined) > thresholds)
-                threshold = thresholds[valid].mean()
+                tau = dpa_threshold_per_class(unrefined, valid, classes, alpha)
+                threshold = tau[valid].mean()
+            refined = refine_probs(teacher_probs, prior, beta, connectivity, num_neighbours)
+            keep = valid & (margin(refined) > tau)
         labels = torch.where(keep, classes.long(), torch.full_like(classes.long(), ignore_index))
         keep_ratio = keep.sum().to(teacher_probs.dtype) / num_valid.clamp_min(1).to(
             teacher_probs.dtype)

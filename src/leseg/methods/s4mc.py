@@ -78,6 +78,7 @@ from leseg.components.contrastive import (
 from leseg.components.mixing import apply_mix, classmix_masks, cutmix_masks, partner_indices
 from leseg.components.pseudo_labels import (
     DEFAULT_BETA,
+    DPA_PARTITIONS,
     neighbour_prior,
     rescaled_unsup_ce,
     s4mc_pseudo_labels,
@@ -89,7 +90,6 @@ log = get_logger(__name__)
 
 MIXES = ("cutmix", "classmix", "none")
 DPA_SCHEDULES = ("epoch", "step", "post_warmup")
-DPA_PARTITIONS = ("global", "per_class")
 CONTRASTIVE = ("none", "u2pl")
 #: U2PL's contrastive hyper-parameters (METHODS.md §3(c) step 9; U2PL VOC config).
 U2PL_DEFAULTS: dict[str, Any] = {

@@ -175,8 +175,9 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
                     "drop_percent": float(module.drop_percent),
                     "dpa_partition": module.dpa_partition})
     report = (f"Pseudo-label audit of `{args.ckpt}` on {len(names)} unlabeled images (%, S4MC "
-              f"filter P = {module.drop_percent:g}, DPA partition {module.dpa_partition}; `kept`, `recall` and `precision` at training "
-              f"progress @p): `python -m leseg.stages.pseudo_label_audit "
+              f"filter P = {module.drop_percent:g}, DPA partition {module.dpa_partition}; "
+              f"`kept`, `recall` and `precision` at training progress @p): "
+              f"`python -m leseg.stages.pseudo_label_audit "
               f"{' '.join(argv if argv is not None else sys.argv[1:])}`\n\n{table}\n")
     print(report)
     print(json.dumps({k: v for k, v in summary.items() if k != "classes"}))
