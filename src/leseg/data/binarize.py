@@ -12,7 +12,7 @@ purpose:
   pixels are background in the target, as void pixels are in the reference;
 - validation / test are deterministic: the class is drawn from a generator seeded with a stable
   hash of the image name (:func:`generator_for`), so every evaluation pass sees the same target
-  (the reference re-draws at every validation, S5 ``train_cityscapes.py``).
+  (the reference re-draws at every validation).
 """
 
 from __future__ import annotations

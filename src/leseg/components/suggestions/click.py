@@ -7,7 +7,7 @@ and, optionally, one for negative clicks. The first positive click goes to the i
 farthest from the mask boundary (as RITM's evaluation clicker does); further positive clicks are
 uniform over the mask, negative clicks uniform over the background near it.
 
-``reference_quirks=True`` reproduces S5's weak click baseline instead (S5 ``transforms_vision.py``):
+``reference_quirks=True`` reproduces S5's weak click baseline instead (``--suggestion click``):
 a single uniformly random positive pixel set to 1.
 """
 

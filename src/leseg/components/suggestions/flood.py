@@ -14,7 +14,7 @@ binary target S (H × W), a gh × gw tile grid (S5: 10 × 10), I = H // gh, J = 
 
 Because the OR is written back in place, a tile reads pixels its earlier shifts (and earlier
 tiles) already set: ones spread through the whole tile and cascade into later tiles, which is
-why the S5 flood hint covers a large part of the image (``transforms_vision.py``). The first tile
+why the S5 flood hint covers a large part of the image (Magolor/S5). The first tile
 row/column gets x = 0 / y = 0 (no shift along that axis) and the last one is clipped so reads stay
 inside the image.
 
