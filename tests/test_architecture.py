@@ -2,7 +2,7 @@
 
 Every ``import`` / ``from … import`` statement of every file under ``src/leseg`` (module level and
 inside functions, relative imports resolved) is read with :mod:`ast`; nothing is imported, so the
-check costs well under a second. Each top-level module of ``leseg`` belongs to one layer; an
+check needs neither torch nor a GPU. Each top-level module of ``leseg`` belongs to one layer; an
 import is an arrow from the importing file's layer to the imported module's layer. Layers, lowest
 first, and the one rule each obeys:
 
