@@ -7,7 +7,7 @@
 For each method the LightningModule is built from the repository's Hydra configs (``conf/train.yaml``
 composed with the method's paper experiment, ``hydra.utils.instantiate(cfg.method)``, the way
 ``train.py`` builds it; no weights are loaded) and fed random tensors shaped like the method's
-batches at the paper's resolution (METHODS.md):
+batches at the paper's resolution (the reference configs; docs/REFERENCES.md):
 
 ================  ===============================================  ===============  ==============
 row               experiment                                       training input   inference input

@@ -163,8 +163,8 @@ with flips, dense CRF α = 4 / 24 (unless NO_CRF=1), AffinityNet
 `affinitynet_aff-r18-d8_synthetic-voc-128x128`, random walk β = 8, t = 256, background 0.2.
 The segmenter (when run) is `supervised_deeplabv3plus-r18-d16_synthetic-voc-128x128` trained on
 the 200 random-walk pseudo-masks (`data.label_dir=`) and scored on the 50 val images' true masks.
-Paper numbers (VOC train, ImageNet ResNet-38, not comparable): CAM 47.3–48.0 → 49.8 with SSENet;
-random walk 58.1–58.8 → 62.1 (METHODS.md §5(f)).
+Published numbers (VOC train, ImageNet ResNet-38, not comparable): CAM 47.3–48.0 → 49.8 with SSENet;
+random walk 58.1–58.8 → 62.1 (YudeWang/SSENet-pytorch README.md).
 """
 atomic_write_text(out, page)
 print(page)

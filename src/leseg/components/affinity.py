@@ -1,8 +1,8 @@
 """Pixel affinities of AffinityNet: pair sets, affinity labels from CRF maps, the 3-term loss.
 
 Ahn & Kwak, "Learning Pixel-level Semantic Affinity with Image-level Supervision for Weakly
-Supervised Semantic Segmentation" (CVPR 2018), §3.2–3.3; exact reference semantics in METHODS.md
-§5(b), §5(c), §5(e).4.
+Supervised Semantic Segmentation" (CVPR 2018), §3.2–3.3; reference semantics from psa
+``network/resnet38_aff.py``, ``voc12/data.py`` and ``train_aff.py`` (see docs/REFERENCES.md).
 
 Grid conventions: feature maps and label maps live on the stride-8 grid (h, w); pixels are
 indexed row-major, ``i = y·w + x``. The pair set of radius r uses the half-disk offsets
@@ -122,7 +122,7 @@ def downsample_labels(labels: torch.Tensor, factor: int = 8, num_classes: int = 
 
 def affinity_labels(la: torch.Tensor, ha: torch.Tensor,
                     ignore_index: int = IGNORE) -> torch.Tensor:
-    """Per-pixel affinity labels from the low-α and high-α CRF label maps (METHODS.md §5(e).4).
+    """Per-pixel affinity labels from the low-α and high-α CRF label maps (psa ``voc12/data.py``).
 
     label = la where la is a foreground class (confident foreground); ignore where la says
     background; then background (0) wherever ha says background (confident background, this rule
@@ -168,7 +168,7 @@ def affinity_loss(aff: torch.Tensor, bg_pos: torch.Tensor, fg_pos: torch.Tensor,
     """L = ¼·mean_{P_bg+}(−log a) + ¼·mean_{P_fg+}(−log a) + ½·mean_{P−}(−log(1 − a)).
 
     Each mean is over its own pair count (+ε, so an empty set contributes 0), ε = 1e-5 inside the
-    logs (Ahn & Kwak, Eq. 5–7; METHODS.md §5(c)).
+    logs (Ahn & Kwak, Eq. 5–7; psa ``train_aff.py``).
 
     Args:
         aff: (B, K, N) affinities in (0, 1]; masks: (B, K, N) float {0, 1}.

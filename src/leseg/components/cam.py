@@ -2,7 +2,8 @@
 
 Sources: SSENet (Wang, Zhang, Kan, Shan, Chen, "Self-supervised Scale Equivariant Network for
 Weakly Supervised Semantic Segmentation", arXiv 1909.03714, §3) and AffinityNet (Ahn & Kwak,
-CVPR 2018, §3.1 and §4); exact reference values in METHODS.md §5(c) and §5(e).
+CVPR 2018, §3.1 and §4); reference values from ``YudeWang/SSENet-pytorch`` ``train_cls_ser.py`` /
+``infer_cls_ser.py`` and ``jiwoon-ahn/psa`` ``infer_cls.py`` (see docs/REFERENCES.md).
 
 Conventions: CAMs are float tensors (B, C, H, W) with C = 20 VOC foreground classes (no
 background channel); image-level labels are multi-hot float tensors (B, C) in {0, 1}.
@@ -19,7 +20,7 @@ __all__ = ["BG_SCORE", "CAM_SCALES", "EQ_SCALE", "aggregate_cams", "background_s
            "cam_prediction", "classification_loss", "equivariance_loss", "max_normalize"]
 
 EQ_SCALE = 0.3
-"""SSENet's branch down-sampling rate (METHODS.md §5(d))."""
+"""SSENet's branch down-sampling rate (SSENet ``README.md`` / ``train_cls_ser.py``)."""
 CAM_SCALES = (1.0, 0.5, 1.5, 2.0)
 """Scales of CAM inference, each with a horizontal flip (8 passes)."""
 BG_SCORE = 0.2
@@ -70,13 +71,13 @@ def classification_loss(cam: torch.Tensor, labels: torch.Tensor) -> torch.Tensor
 
 def equivariance_loss(cam_small: torch.Tensor, cam_full: torch.Tensor,
                       labels: torch.Tensor) -> torch.Tensor:
-    """SSENet's scale-equivariance loss L_eq (METHODS.md §5(c)).
+    """SSENet's scale-equivariance loss L_eq (arXiv 1909.03714; ``train_cls_ser.py``).
 
     M_r = bilinear resize of ``cam_full`` to the size of ``cam_small`` (the CAMs of the input
     rescaled by 0.3); L_eq = mean over (batch, classes, pixels) of (N(M_s) − N(M_r))² with
     :func:`max_normalize` and absent classes zeroed. Gradients flow into both branches. The mean
     runs over all C channels, so its scale depends on the number of classes per image (reference
-    behaviour, METHODS.md §5(g).5).
+    behaviour, ``train_cls_ser.py``).
 
     Args:
         cam_small: (B, C, h, w) raw CAMs of the small input.
@@ -95,7 +96,7 @@ def equivariance_loss(cam_small: torch.Tensor, cam_full: torch.Tensor,
 def aggregate_cams(cam_fn: Callable[[torch.Tensor], torch.Tensor], image: torch.Tensor,
                    labels: torch.Tensor, scales: Sequence[float] = CAM_SCALES,
                    flip: bool = True, eps: float = 1e-5) -> torch.Tensor:
-    """Multi-scale + flip CAM inference with per-class max normalisation (METHODS.md §5(e).1).
+    """Multi-scale + flip CAM inference with per-class max normalisation (``infer_cls_ser.py``).
 
     For each scale s (and its horizontal flip) the image is resized (bicubic; the reference
     resizes the PIL image bicubically before normalisation), ``ReLU(cam_fn(x_s))`` is upsampled
@@ -131,7 +132,7 @@ def aggregate_cams(cam_fn: Callable[[torch.Tensor], torch.Tensor], image: torch.
 
 
 def background_score(cams: torch.Tensor, alpha: float) -> torch.Tensor:
-    """AffinityNet's background score bg = (1 − max_c CAM_c)^α (METHODS.md §5(e).3).
+    """AffinityNet's background score bg = (1 − max_c CAM_c)^α (psa ``infer_cls.py``).
 
     Args:
         cams: (..., C, H, W) normalised CAMs in [0, 1]; alpha: power (4 = "la", 24 = "ha").

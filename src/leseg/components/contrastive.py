@@ -1,8 +1,8 @@
 """U2PL's pixel contrastive term with per-class memory queues of unreliable negatives.
 
 U2PL (Wang et al., "Semi-Supervised Semantic Segmentation Using Unreliable Pseudo-Labels",
-CVPR 2022, §3.3) as used by S4MC's code base A (``method.contrastive=u2pl``), METHODS.md §3(c)
-step 9. Per class c present in the batch:
+CVPR 2022, §3.3) as used by S4MC's code base A (``method.contrastive=u2pl``; U2PL
+``u2pl/utils/loss_helper.py``, S4MC ``train_semi.py``; docs/REFERENCES.md). Per class c present:
 
 - **anchors**: up to ``num_queries`` (256) *student* representations of reliable class-c pixels
   (labeled ground truth, or low-entropy pseudo-labels) whose teacher probability of c is > 0.3;
@@ -15,7 +15,7 @@ step 9. Per class c present in the batch:
 - InfoNCE over cosine similarities / temperature 0.5 with the positive at index 0.
 
 The class losses are averaged over the classes present. This follows the paper's definition
-(METHODS.md); U2PL's released ``compute_contra_memobank_loss`` deviates from it in two known ways
+(U2PL §3.3); U2PL's released ``compute_contra_memobank_loss`` deviates from it in two known ways
 that are *not* reproduced here: its negative mask also requires the pixel's label to *be* c, so
 no labeled negative is ever collected (U2PL issue #171), and it indexes anchors/positives by the
 position in the list of present classes instead of the class id (U2PL issue #111).
@@ -165,7 +165,7 @@ def u2pl_entropy_percent(step: float, total: float = 1.0,
                          low_entropy_threshold: float = 20.0) -> float:
     """α_t = ``low_entropy_threshold``·(1 − step/total) in %: share of reliable/unreliable pixels.
 
-    U2PL (METHODS.md §3(c) step 9): reliable = the α_t % lowest-entropy pixels, unreliable = the
+    U2PL (``train_semi.py``): reliable = the α_t % lowest-entropy pixels, unreliable = the
     α_t % highest; 20 % → 0 %. ``step``/``total`` as in :func:`~leseg.components.pseudo_labels.
     dpa_drop_percent` (epochs in the reference, or iterations / a progress fraction).
 
@@ -235,7 +235,7 @@ def class_ranks(probs: torch.Tensor) -> torch.Tensor:
 def negative_candidates(teacher_probs: torch.Tensor, labels: torch.Tensor, unreliable: torch.Tensor,
                         is_labeled: torch.Tensor, low_rank: int = 3, high_rank: int = 20,
                         ignore_index: int = 255) -> torch.Tensor:
-    """Where each class c collects negative keys (U2PL §3.3, METHODS.md §3(c) step 9).
+    """Where each class c collects negative keys (U2PL §3.3, ``compute_contra_memobank_loss``).
 
     - unlabeled image: pixel is ``unreliable`` and the teacher ranks c in [low_rank, high_rank)
       (0-based; default 4th–20th: probably not c, but not among the most unlikely classes);
@@ -292,7 +292,7 @@ def u2pl_contrastive_loss(
     generator: torch.Generator | None = None,
     gather_keys: Callable[[torch.Tensor], torch.Tensor] | None = None,
 ) -> tuple[torch.Tensor, dict[str, int]]:
-    """U2PL contrastive loss with memory-queue negatives (METHODS.md §3(c) step 9).
+    """U2PL contrastive loss with memory-queue negatives (U2PL §3.3; ``loss_helper.py``).
 
     Order of operations as in U2PL: first every class's new negative keys (teacher
     representations at :func:`negative_candidates` pixels whose teacher probability of c is

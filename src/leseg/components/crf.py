@@ -1,8 +1,8 @@
 """Fully connected CRF on CAM scores (Krähenbühl & Koltun, NeurIPS 2011), AffinityNet's seeds.
 
 Runs the mean-field inference of the optional package ``pydensecrf2`` (imports as
-``pydensecrf``; install with ``pip install '.[crf]'`` or ``pip install pydensecrf2``; ANCHORS.md d-7)
-with the reference parameters (psa ``imutils.crf_inference``, METHODS.md §1 and §5(d)): 10
+``pydensecrf``; install with ``pip install '.[crf]'`` or ``pip install pydensecrf2``)
+with the reference parameters (psa ``tool/imutils.py`` ``crf_inference``): 10
 iterations, Gaussian kernel sxy 3 / compat 3, bilateral kernel sxy 80 / srgb 13 / compat 10,
 unary = −log(score) (scores clipped at 1e-5, not renormalised).
 """
@@ -76,7 +76,7 @@ def crf_label_map(image: np.ndarray, cams: np.ndarray, labels: np.ndarray, alpha
                   use_crf: bool = True, **params: float) -> np.ndarray:
     """AffinityNet seed map for one α: dense CRF on [bg, CAMs of present classes], argmax.
 
-    bg = (1 − max_c CAM_c)^α (METHODS.md §5(e).3); as in the reference the CRF sees only the
+    bg = (1 − max_c CAM_c)^α (psa ``infer_cls.py``); as in the reference the CRF sees only the
     background and the classes present in the image.
 
     Args:

@@ -3,7 +3,7 @@
 Tensor code only (no Lightning, no Hydra). Everything follows the recipe that Hoyer et al., "Three
 Ways to Improve Semantic Segmentation with Self-Supervised Depth Estimation" (CVPR 2021, §3.1)
 take over from monodepth2 (Godard et al., "Digging Into Self-Supervised Monocular Depth
-Estimation", ICCV 2019, §3): METHODS.md §6(c).
+Estimation", ICCV 2019, §3; ``nianticlabs/monodepth2`` ``trainer.py``, ``layers.py``).
 
 Conventions: images are float32 RGB in [0, 1], (B, 3, H, W); disparities are the sigmoid outputs
 of the depth decoder in [0, 1], (B, 1, H, W); depths are in the (arbitrary, monocular) scene unit,
@@ -69,7 +69,7 @@ def photometric_error(pred: torch.Tensor, target: torch.Tensor, alpha: float = 0
                       use_ssim: bool = True) -> torch.Tensor:
     """pe(a, b) = α · (1 − SSIM(a, b)) / 2 + (1 − α) · |a − b|, averaged over channels.
 
-    Godard et al. 2019, Eq. 1 with α = 0.85 (METHODS.md §6(c)). With ``use_ssim=False`` only the L1
+    Godard et al. 2019, Eq. 1 with α = 0.85 (monodepth2 trainer.py). With ``use_ssim=False`` only the L1
     term (weight 1) is used, as monodepth2's ``no_ssim`` option.
 
     Args:
@@ -89,7 +89,7 @@ def disp_to_depth(disp: torch.Tensor, min_depth: float = 0.1,
                   max_depth: float = 100.0) -> tuple[torch.Tensor, torch.Tensor]:
     """Map sigmoid disparity σ ∈ [0, 1] to depth D = 1 / (1/max + (1/min − 1/max) · σ).
 
-    monodepth2 ``disp_to_depth`` (METHODS.md §6(c): min 0.1, max 100).
+    monodepth2 ``disp_to_depth`` (``layers.py``: min 0.1, max 100).
 
     Returns:
         (scaled disparity in [1/max_depth, 1/min_depth], depth in [min_depth, max_depth]), both of
@@ -137,7 +137,7 @@ def pose_from_parameters(axis_angle: torch.Tensor, translation: torch.Tensor,
 
     T = [R | t] (rotate, then translate). With ``invert`` the inverse [Rᵀ | −Rᵀ t] is returned, which
     is how the pose predicted for the pair (frame −1, frame 0) becomes the target→source transform
-    of frame −1 (Godard et al. 2019, §3; METHODS.md §6(b)).
+    of frame −1 (Godard et al. 2019, §3; monodepth2 ``trainer.py``).
 
     Args:
         axis_angle: (B, 3) rotation as axis · angle (radians).

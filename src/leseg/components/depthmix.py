@@ -1,6 +1,6 @@
 """DepthMix masks and the confidence-share pseudo-label weight (Hoyer et al., CVPR 2021, §3.3).
 
-DepthMix (METHODS.md §6(c) 3): for a pair (a, b) with per-image min-max normalised disparities
+DepthMix (Hoyer et al.'s ``train.py``): for a pair (a, b) with per-image min-max normalised disparities
 d_a, d_b ∈ [0, 1], image a keeps its pixel where it is closer than — or within ``margin`` (0.03)
 normalised disparity of — b:  M_a = [d_a ≥ d_b − margin] · [d_a ≥ threshold]  (threshold 0 = no
 effect), and takes b's pixel elsewhere. Unlike the reference (batch size exactly 2, pairs (0, 1)),
@@ -9,7 +9,7 @@ size ≥ 2 works. The masks follow :mod:`leseg.components.mixing`'s convention (
 partner's pixel) so that :func:`~leseg.components.mixing.apply_mix` mixes images, teacher
 probabilities and validity masks alike.
 
-The pseudo-label weight (DACS / ClassMix style, one scalar per batch, METHODS.md §6(g) 9) is the
+The pseudo-label weight (DACS / ClassMix style, one scalar per batch, as in that ``train.py``) is the
 share of pixels whose maximum (mixed) teacher probability is ≥ 0.968.
 """
 

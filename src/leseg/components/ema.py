@@ -7,7 +7,8 @@
 - BYOL (Grill et al. 2020, §3.2): τ_k = 1 − (1 − τ_base)·(cos(πk/K) + 1)/2, from τ_base to 1.
 
 Only parameters are averaged by default; buffers (BatchNorm running statistics) are copied from the
-student when ``copy_buffers`` is true, otherwise the teacher keeps its own (METHODS.md §1).
+student when ``copy_buffers`` is true, otherwise the teacher keeps its own (as in U2PL / S4MC
+``train_semi.py``, Hoyer et al.'s ``train.py`` and the BYOL-seg project; docs/REFERENCES.md).
 """
 
 from __future__ import annotations

@@ -29,7 +29,7 @@ def partner_indices(batch_size: int, generator: torch.Generator | None = None,
 
     Raises:
         ValueError: batch_size < 2 (an image mixed with itself is no augmentation: S4MC's released
-            code does exactly that with one image per GPU, METHODS.md §3(g)).
+            code does exactly that with one image per GPU, ``experiments/pascal/config.yml``).
     """
     if batch_size < 2:
         raise ValueError(f"mixing needs at least 2 images in the batch to draw partners from, got "

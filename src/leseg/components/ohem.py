@@ -2,7 +2,7 @@
 
 The pixel-wise OHEM of U2PL's ``OhemCrossEntropy2dTensor`` / mmsegmentation's ``OHEMPixelSampler``
 (Shrivastava et al., CVPR 2016, applied per pixel), used by U2PL/S4MC as the Cityscapes
-supervised loss with ``thresh`` = 0.7 and ``min_kept`` = 100,000 (METHODS.md §3(c) step 10).
+supervised loss with ``thresh`` = 0.7 and ``min_kept`` = 100,000 (U2PL ``loss_helper.py``).
 """
 
 from __future__ import annotations

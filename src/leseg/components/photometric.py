@@ -1,6 +1,6 @@
 """Strong photometric perturbation of mixed images: colour jitter and Gaussian blur (DACS style).
 
-Hoyer et al. (CVPR 2021, §3.3; METHODS.md §6(c) step 4), after DACS (Tranheden et al., WACV
+Hoyer et al. (CVPR 2021, §3.3; ``loader/transformsgpu.py``), after DACS (Tranheden et al., WACV
 2021): after mixing, with u ~ U(0, 1) drawn once per batch, colour jitter of strength s = 0.25
 (brightness, contrast, saturation factors ~ U(1 − s, 1 + s), hue shift ~ U(−s, s) of the hue
 circle, drawn per image) is applied when u > 0.2; with an independent u', a Gaussian blur with

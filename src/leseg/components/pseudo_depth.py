@@ -1,6 +1,6 @@
 """Pseudo-depth distillation: the reverse Huber (berHu) loss against a frozen depth teacher.
 
-Hoyer et al., CVPR 2021 (METHODS.md §6(c), label-selection student of exp 211): the student's
+Hoyer et al., CVPR 2021 (``label_selection.py``, label-selection student of exp 211): the student's
 disparity is pulled towards the frozen SDE teacher's with berHu (Laina et al., 3DV 2016),
 threshold c = 0.2 · max |error| over the batch, the bottom 10 % of rows (ego vehicle) masked:
 

@@ -1,8 +1,9 @@
 """S4MC pseudo-labels: neighbourhood refinement, margin, dynamic partition adjustment, rescaled CE.
 
 S4MC (Kimhi et al., "Semi-Supervised Semantic Segmentation via Marginal Contextual Information",
-arXiv 2308.13900) on the U2PL recipe, following METHODS.md §3(c) steps 6–8 (code base A,
-``s4mcontext/s4mc``):
+arXiv 2308.13900; see docs/REFERENCES.md) on the U2PL recipe, following code base A
+(``s4mcontext/s4mc`` ``train_semi.py`` and ``compute_unsupervised_loss`` in
+``s4mc_utils/utils/loss_helper.py``):
 
 1. The teacher softmax ``p`` of an unlabeled image is refined with its spatial context
    (:func:`neighbour_max`, :func:`refine_probs`): ``p̃ = p + β·(q − max(p·q, p·E))``.
@@ -16,9 +17,9 @@ arXiv 2308.13900) on the U2PL recipe, following METHODS.md §3(c) steps 6–8 (c
 Everything here is a plain tensor function (no Lightning, no Hydra). Probabilities are
 (B, C, H, W) float in [0, 1]; masks (B, H, W) bool; labels (B, H, W) int64 with ``ignore_index``.
 
-Dataset prior E: only the estimator (:func:`neighbour_prior`) is provided. METHODS.md describes
-the published vectors only approximately (VOC: 21 values ≈0.956–0.998; Cityscapes: 19 values,
-e.g. wall 0.832), so no constants are shipped here; estimate E on the labeled split instead.
+Dataset prior E: only the estimator (:func:`neighbour_prior`) is provided. Code base A hard-codes
+the vectors (``loss_helper.py``; VOC: 21 values ≈0.956–0.998; Cityscapes: 19 values,
+e.g. wall 0.832); no constants are shipped here; estimate E on the labeled split instead.
 """
 
 from __future__ import annotations
@@ -72,7 +73,7 @@ def neighbour_max(probs: torch.Tensor, connectivity: int = 4) -> torch.Tensor:
     ``q[b, c, y, x] = max_{(y', x') ∈ N(y, x)} probs[b, c, y', x']`` where N is the 4- or
     8-neighbourhood *without* the pixel itself; positions outside the image count as 0 (zero
     padding, as in S4MC's code base A). The maximum is taken per class, so different classes may
-    take their maximum from different neighbours (METHODS.md §3(c) step 6, k = 1).
+    take their maximum from different neighbours (S4MC code base A ``loss_helper.py``, k = 1).
 
     Args:
         probs: (B, C, H, W) float probabilities in [0, 1] (any real scores work, but zero padding
@@ -139,7 +140,7 @@ def _check_prior(prior: torch.Tensor | Iterable[float], num_classes: int,
 def refine_probs(probs: torch.Tensor, prior: torch.Tensor | Iterable[float],
                  beta: float = DEFAULT_BETA, connectivity: int = 4,
                  num_neighbours: int = 1) -> torch.Tensor:
-    """S4MC confidence refinement with the neighbourhood (METHODS.md §3(c) step 6).
+    """S4MC confidence refinement with the neighbourhood (arXiv 2308.13900; ``loss_helper.py``).
 
     For every pixel i and class c, with q = the class-c probability of the most likely neighbour
     (:func:`neighbour_max`) and E_c the dataset prior (probability that a neighbour of a class-c
@@ -186,7 +187,7 @@ def refine_probs(probs: torch.Tensor, prior: torch.Tensor | Iterable[float],
 def margin(scores: torch.Tensor) -> torch.Tensor:
     """Confidence margin: highest minus second-highest class score per pixel.
 
-    S4MC's default confidence indicator γ_i = top1(p̃_i) − top2(p̃_i) (METHODS.md §3(c) step 6).
+    S4MC's default confidence indicator γ_i = top1(p̃_i) − top2(p̃_i) (``loss_helper.py``).
 
     Args:
         scores: (B, C, H, W) float scores (probabilities or refined scores), C ≥ 2.
@@ -207,7 +208,7 @@ def margin(scores: torch.Tensor) -> torch.Tensor:
 def dpa_drop_percent(step: float, total: float = 1.0, drop_percent: float = 60.0) -> float:
     """Share of pixels (in %) DPA drops at a point of training: ``(100 − P)·(1 − step/total)``.
 
-    U2PL/S4MC dynamic partition adjustment (METHODS.md §3(c) step 7): with P = ``drop_percent``
+    U2PL/S4MC dynamic partition adjustment (S4MC ``train_semi.py``): with P = ``drop_percent``
     = 60 (VOC config) the dropped share falls linearly from 40 % at the start to 0 % at the end.
 
     Granularity is the caller's choice: the reference code evaluates it **per epoch**
@@ -278,7 +279,7 @@ def dpa_threshold(unrefined_margin: torch.Tensor, valid: torch.Tensor,
                   drop_percent: float) -> torch.Tensor:
     """DPA threshold τ: ``drop_percent``-th percentile of the unrefined margin over valid pixels.
 
-    METHODS.md §3(c) step 7: τ_e = percentile_{α_e}(unrefined teacher margin of the batch's valid
+    S4MC ``loss_helper.py``: τ_e = percentile_{α_e}(unrefined teacher margin of the batch's valid
     pixels), numpy "linear" convention (see :func:`percentile`). Pixels whose *refined* margin is
     ≤ τ are dropped by :func:`s4mc_pseudo_labels`.
 
@@ -356,7 +357,7 @@ def s4mc_pseudo_labels(
     classes: torch.Tensor | None = None,
     partition: str = "global",
 ) -> tuple[torch.Tensor, torch.Tensor, dict[str, Any]]:
-    """S4MC filtered pseudo-labels (METHODS.md §3(c) steps 6–7, margin indicator, DPA).
+    """S4MC filtered pseudo-labels (code base A ``loss_helper.py``: margin indicator, DPA).
 
     1. α = :func:`dpa_drop_percent` (progress, P); τ = α-th percentile of the **unrefined**
        margin of ``teacher_probs`` over valid pixels.
@@ -430,7 +431,7 @@ def s4mc_pseudo_labels(
 
 def rescaled_unsup_ce(student_logits: torch.Tensor, pseudo_labels: torch.Tensor,
                       valid: torch.Tensor | None = None, ignore_index: int = 255) -> torch.Tensor:
-    """U2PL/S4MC-rescaled unsupervised cross-entropy (METHODS.md §3(c) step 8).
+    """U2PL/S4MC-rescaled unsupervised cross-entropy (S4MC ``compute_unsupervised_loss``).
 
     ::
 
@@ -505,7 +506,7 @@ def _label_batches(labels: Any) -> Iterator[tuple[int, torch.Tensor]]:
 
 def neighbour_prior(labels: Any, num_classes: int, ignore_index: int = 255,
                     connectivity: int = 4, fallback: float | None = None) -> torch.Tensor:
-    """Estimate S4MC's dataset prior E from ground-truth masks (METHODS.md §3(c) step 6).
+    """Estimate S4MC's dataset prior E from ground-truth masks (arXiv 2308.13900).
 
     E_c = P(a neighbour of a class-c pixel is also class c), counted over ordered neighbour
     pairs (i, j), j ∈ N(i), whose both ends are labeled (not ``ignore_index``)::

@@ -1,6 +1,6 @@
 """Random-walk propagation of CAMs with AffinityNet affinities (Ahn & Kwak, CVPR 2018, §3.4).
 
-Reference procedure (METHODS.md §5(e).5): A = symmetric affinity matrix over the stride-8 grid with
+Reference procedure (psa ``infer_aff.py``): A = symmetric affinity matrix over the stride-8 grid with
 the radius-5 pairs of :func:`leseg.components.affinity.pair_indices` plus the identity, raised
 element-wise to β = 8; T = A with columns normalised to sum 1; T ← T^(2^log_t) by ``log_t`` = 8
 squarings (t = 256 steps); propagated scores = vec(CAM) · T.
@@ -118,7 +118,7 @@ def random_walk(scores: torch.Tensor, aff: torch.Tensor, h: int, w: int, radius:
 def propagate_cams(cams: torch.Tensor, aff: torch.Tensor, grid: tuple[int, int],
                    bg_score: float = 0.2, radius: int = RADIUS, beta: float = BETA,
                    log_t: int = LOG_T, dense: bool | None = None) -> torch.Tensor:
-    """Random-walk pseudo-mask of one image (METHODS.md §5(e).5).
+    """Random-walk pseudo-mask of one image (psa ``infer_aff.py``).
 
     The score stack [bg_score, CAM_1..CAM_C] at full resolution is zero-padded to the padded
     image size (8·grid), average-pooled ×8, propagated by :func:`random_walk`, upsampled

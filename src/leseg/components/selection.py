@@ -1,7 +1,7 @@
 """Unsupervised choice of the images to annotate: the fourth ingredient of Hoyer et al.
 
-Hoyer et al., CVPR 2021, §3.4 "Automatic data selection for annotation" (METHODS.md §6(d),
-exp 211 of the reference):
+Hoyer et al., CVPR 2021, §3.4 "Automatic data selection for annotation" (arXiv 2012.10782;
+reference ``label_selection.py``, exp 211; see docs/REFERENCES.md):
 
 * **diversity (DS)**: features of a frozen self-supervised depth network's decoder stage i = 3
   ("upconv 3"), adaptive-average-pooled to 4 × 8, standardised per feature over the candidate pool,

@@ -1,6 +1,6 @@
 """S5's binarisation: per sample, one class of the label map becomes the binary target.
 
-Magolor/S5 ``get_bi_tgt`` (METHODS.md §2(a)): among the 19 Cityscapes classes with more than 100
+S5's ``get_bi_tgt`` (``transforms_vision.py``): among the 19 Cityscapes classes with more than 100
 pixels in the 1024 × 2048 frame, one is chosen uniformly at random and the target is
 ``label == class``; "object" means a semantic class (all its instances). Differences here, on
 purpose:
@@ -12,7 +12,7 @@ purpose:
   pixels are background in the target, as void pixels are in the reference;
 - validation / test are deterministic: the class is drawn from a generator seeded with a stable
   hash of the image name (:func:`generator_for`), so every evaluation pass sees the same target
-  (the reference re-draws at every validation, METHODS.md §2(g) item 2).
+  (the reference re-draws at every validation).
 """
 
 from __future__ import annotations

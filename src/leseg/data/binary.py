@@ -1,6 +1,6 @@
 """Binarised segmentation data for S5: one class per sample becomes the foreground.
 
-S5 (Magolor/S5, METHODS.md §2(a)) trains a segmenter on a *binary* task built from ordinary
+S5 (Magolor/S5 ``train_cityscapes.py``) trains a segmenter on a *binary* task built from ordinary
 semantic labels: per sample, a class with enough pixels is chosen at random and the target is its
 mask (all instances of the class). :class:`BinarizedDataset` wraps any dataset of the data layer
 (after its geometric transforms, so the choice is made on what the network sees) with

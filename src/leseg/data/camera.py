@@ -3,7 +3,7 @@ crops and flips exactly (numpy only, cheap to import in worker processes).
 
 Pixel centres are at integer coordinates. Resize by (s_x, s_y): f ← s f, c ← s (c + ½) − ½; crop
 at (x_0, y_0): c ← c − (x_0, y_0); horizontal flip of a width-W image: c_x ← W − 1 − c_x.
-:func:`reference_hflip_intrinsics` is the flip of Hoyer et al.'s code (METHODS.md §6(g) 1, a bug).
+:func:`reference_hflip_intrinsics` is the flip of Hoyer et al.'s code (issue #8 there, a bug).
 """
 
 from __future__ import annotations
@@ -55,7 +55,7 @@ def hflip_intrinsics(K: np.ndarray, width: int) -> np.ndarray:
 
 
 def reference_hflip_intrinsics(K: np.ndarray, width: int, height: int) -> np.ndarray:
-    """The reference code's flip (METHODS.md §6(g) 1, a bug): (c_x, c_y) ← (W − c_x, H − c_y)."""
+    """The reference code's flip (Hoyer et al. issue #8, a bug): (c_x, c_y) ← (W − c_x, H − c_y)."""
     K = np.array(K, dtype=np.float64)
     K[0, 2] = width - K[0, 2]
     K[1, 2] = height - K[1, 2]

@@ -1,6 +1,6 @@
 """Write the downsampled (1024×512) copy of a Cityscapes-layout dataset that Three Ways trains on.
 
-Hoyer et al. (CVPR 2021; METHODS.md §6(a), §6(g) 6) downsample every image and sequence frame once
+Hoyer et al. (CVPR 2021; ``downsample_datasets.py``) downsample every image and sequence frame once
 to 1024×512 with PIL's antialiasing filter; labels are downsampled with nearest neighbour. This
 command does that for ``leftImg8bit``, ``leftImg8bit_sequence`` (Lanczos), ``gtFine`` PNGs
 (nearest), ``disparity`` (nearest, disparity values × s_x since they are in pixels), rewrites

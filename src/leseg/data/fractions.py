@@ -1,6 +1,6 @@
 """Label-fraction subsets (p % of the labelled training images) written as split files.
 
-Fine-tuning "with p % of the labels" (BYOL evaluation, METHODS.md §4(a)) uses the DataModules'
+Fine-tuning "with p % of the labels" (BYOL-seg evaluation) uses the DataModules'
 ordinary ``split`` mechanism: this module writes ``<dir>/<p>pct/{labeled,unlabeled}.txt`` and a
 run selects it with ``data.splits_dir=<dir> data.split=<p>pct``. Two modes:
 
@@ -12,7 +12,7 @@ run selects it with ``data.splits_dir=<dir> data.split=<p>pct``. Two modes:
   three different subsets as well as three trainings.
 - ``first``: the first n(p) images of the pool in its listed order — sorted names for Cityscapes
   (city-alphabetical, so 1 % of Cityscapes is only "aachen"), file order of the id list for VOC —
-  which reproduces the reference project's subsets (METHODS.md §4(g) pitfall 3). Folder
+  which reproduces the reference project's subsets (``sem_seg/datasets/dataset.py``). Folder
   ``<out>/fractions-first/``.
 
 n(p) = max(1, ⌊N · p / 100⌋) for a pool of N images (the reference's ⌊2975 · p / 100⌋).

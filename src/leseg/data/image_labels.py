@@ -1,4 +1,4 @@
-"""Image-level labels for weakly supervised segmentation (SSENet / AffinityNet, METHODS.md §5(a)).
+"""Image-level labels for weakly supervised segmentation (SSENet ``voc12/cls_labels.npy``).
 
 PASCAL VOC image-level labels are 20-dim multi-hot vectors, one entry per foreground class
 (aeroplane … tvmonitor, **no background**), ``y_c = 1`` iff class ``c + 1`` occurs in the image's

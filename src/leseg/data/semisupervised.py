@@ -1,6 +1,6 @@
 """Semi-supervised DataModules: a labeled and an unlabeled stream of weakly augmented crops.
 
-U2PL / S4MC data pipeline (METHODS.md §3(a), ANCHORS.md "Semi-supervised splits"):
+U2PL / S4MC data pipeline (U2PL ``u2pl/dataset/pascal_voc.py``; U2PL / UniMatch split files):
 
 * the **labeled stream** is the split's ``labeled.txt`` (or the whole ``train_set`` for
   ``split="full"``), read with the dataset's labels;
@@ -116,7 +116,7 @@ class StreamSampler(EpochSampler):
         ValueError: an empty dataset, ``total < 1`` or ``total`` not divisible by
             ``num_replicas``.
 
-    Source: the U2PL / S4MC epoch definition (METHODS.md §3(a)); the rank split follows
+    Source: the U2PL / S4MC epoch definition (``u2pl/dataset/pascal_voc.py``); the rank split follows
     ``torch.utils.data.DistributedSampler`` (strided shares of one permutation).
     """
 

@@ -1,7 +1,7 @@
 """Cityscapes-layout video sequences for self-supervised depth: frame triplets with camera intrinsics.
 
 Hoyer et al., "Three Ways to Improve Semantic Segmentation with Self-Supervised Depth Estimation"
-(CVPR 2021, §3.1 and §4.1; METHODS.md §6(a)): every sample is a target frame with its neighbours
+(CVPR 2021, §3.1 and §4.1): every sample is a target frame with its neighbours
 −1 and +1 from ``leftImg8bit_sequence`` (frame numbers f − 1, f, f + 1 of the same snippet), the
 camera intrinsics from ``camera/<split>/<city>/<stem>_camera.json`` (``intrinsic`` fx, fy, u0, v0
 in pixels of the stored images), and, when present, the gtFine label and the ``disparity`` ground
@@ -20,7 +20,7 @@ and the intrinsics follow it exactly (pixel centres at integer coordinates):
 * crop at (x_0, y_0): c_x ← c_x − x_0, c_y ← c_y − y_0;
 * horizontal flip of a width-W image: c_x ← W − 1 − c_x (c_y unchanged).
 
-The reference code does neither of the first and third correctly (METHODS.md §6(g) 1: the
+The reference code does neither of the first and third correctly (reference issues #8, #11: the
 full-resolution Cityscapes intrinsics are used with 1024×512 images, and a flip also mirrors c_y).
 ``reproduce_reference_intrinsics_bug=True`` reproduces that: the intrinsics of the full-resolution
 images (``leseg_original_intrinsic`` of a json rewritten by :mod:`leseg.data.downsample`, else
@@ -320,7 +320,7 @@ class CityscapesSequence(Dataset):
 
 # ----------------------------------------------------------------------------------- DataModule
 class SequenceDataModule(L.LightningDataModule):
-    """Train/val loaders of :class:`CityscapesSequence` (self-supervised depth, METHODS.md §6(a)).
+    """Train/val loaders of :class:`CityscapesSequence` (Hoyer et al.'s SDE).
 
     Args:
         name: dataset name (``cityscapes``, ``synthetic_city``).

@@ -8,7 +8,7 @@ dataset can be combined, e.g. for Cityscapes (Cordts et al. 2016)::
     leftImg8bit/train_extra/*/*_leftImg8bit.png   19,998 coarse-annotated frames
 
 (the reference project's code uses train + test = 4,500 images, its README claims the 20k
-train_extra frames; METHODS.md §4(a)) and for VOC ``JPEGImages/*.jpg`` with the validation ids
+train_extra frames; BYOL-seg, docs/REFERENCES.md) and for VOC ``JPEGImages/*.jpg`` with the validation ids
 removed by ``exclude: [ImageSets/Segmentation/val.txt]``.
 
 Training samples are dicts ``view1``, ``view2`` (3, h, w) float32 normalised and ``name`` (the

@@ -10,7 +10,7 @@ hue 0.1, applied in random order) with p 0.8, grayscale p 0.2, Gaussian blur (σ
 solarisation (threshold 128 of 255) with p 0.0 for view 1 and 0.2 for view 2. The paper's
 asymmetry between the views is in blur and solarisation only.
 
-``reference`` — the reference project's pipeline as coded (METHODS.md §4(c)): one random
+``reference`` — the reference project's pipeline as coded (``augmentations.py``): one random
 ``crop_size`` crop c of the image (zero-padded if the image is smaller), then view 1 = jitter
 (0.4, 0.4, 0.4, 0.1) with p 0.8 → grayscale p 0.2 (no spatial change), view 2 = independently
 sampled jitter/grayscale → random resized crop of c back to ``crop_size`` (scale 0.3–1.0) →
@@ -214,7 +214,7 @@ def reference_views(crop_size: int | Sequence[int] = 512, *,
                     resized_crop_scale: Sequence[float] = (0.3, 1.0), hflip: float = 0.5,
                     mean: Sequence[float] = IMAGENET_MEAN,
                     std: Sequence[float] = IMAGENET_STD) -> TwoViews:
-    """The reference project's view pair (see the module docstring; METHODS.md §4(c)).
+    """The reference project's view pair (see the module docstring; BYOL-seg in docs/REFERENCES.md).
 
     Args:
         crop_size: (h, w) of the shared random crop and of both views (512 in the reference).

@@ -2,7 +2,7 @@
 
 Ahn & Kwak, "Learning Pixel-level Semantic Affinity with Image-level Supervision for Weakly
 Supervised Semantic Segmentation" (CVPR 2018, §3.2–3.3); reference ``jiwoon-ahn/psa`` as used by
-SSENet (METHODS.md §5(b), §5(c), §5(e).4). One training step on crops x (B, 3, H, W) with the two
+SSENet (psa ``train_aff.py``). One training step on crops x (B, 3, H, W) with the two
 CRF label maps (``crf_la``: α = 4, ``crf_ha``: α = 24; (B, H, W), 255 = padding) jointly cropped:
 
 1. both maps → stride-8 grid by average pooling of their one-hot maps and argmax

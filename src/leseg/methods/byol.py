@@ -5,7 +5,7 @@ projector g_θ → z → predictor q_θ → p. Target network: a copy of backbon
 never trained by gradients, updated after every optimiser step as ξ ← τ·ξ + (1 − τ)·θ by
 :class:`leseg.callbacks.ema.EMATeacher` (attached by :meth:`BYOL.configure_callbacks`), with τ on
 BYOL's cosine schedule from τ_base = 0.996 to 1 over the run (§3.2) or constant (the reference
-segmentation project's 0.996, METHODS.md §4(d)).
+segmentation project's 0.996, ``sem_seg/networks/byol.py``).
 
 Loss (§3.2, eq. 2): for views v, v′ of one image, ℓ(p, z′) = 2 − 2·⟨p/‖p‖, z′/‖z′‖⟩ with z′ from
 the target network (stop-gradient), symmetrised: L = ℓ(q(z_θ(v)), z_ξ(v′)) + ℓ(q(z_θ(v′)), z_ξ(v)),

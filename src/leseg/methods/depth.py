@@ -1,7 +1,7 @@
 """Self-supervised monocular depth estimation (SDE) from video, the first of Hoyer et al.'s three ways.
 
 Hoyer et al., "Three Ways to Improve Semantic Segmentation with Self-Supervised Depth Estimation"
-(CVPR 2021, §3.1; METHODS.md §6(c)–(d)), on the monodepth2 recipe (Godard et al., ICCV 2019):
+(CVPR 2021, §3.1; reference SDE configs), on the monodepth2 recipe (Godard et al., ICCV 2019):
 
 * the depth network predicts sigmoid disparities at scales s = 0..3 for the target frame; each is
   upsampled to the input size and turned into depth D = 1 / (1/100 + (1/0.1 − 1/100) σ);

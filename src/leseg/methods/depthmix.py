@@ -1,7 +1,7 @@
 """Mean teacher with DepthMix: the third of Hoyer et al.'s three ways.
 
 Hoyer et al., "Three Ways to Improve Semantic Segmentation with Self-Supervised Depth Estimation"
-(CVPR 2021, §3.3; METHODS.md §6(c) "Mean teacher + DepthMix" and §6(d)). One training step on a
+(CVPR 2021, §3.3; reference ``train.py``, ``cityscapes_joint.yml``). One training step on a
 labeled batch (x_l, y_l) and a mix pool x_u (the unlabeled batch; with ``mix_pool="all"`` the
 labeled batch is added to it):
 

@@ -1,7 +1,7 @@
 """Optimisers and learning-rate schedules built from plain hyper-parameter dicts.
 
 Configs carry the paper's numbers as plain keys (``method.optimizer.lr=0.01``) rather than pickled
-``functools.partial`` objects, so every checkpoint loads with ``weights_only=True`` (ANCHORS.md d-8).
+``functools.partial`` objects, so every checkpoint loads with ``weights_only=True`` (torch ≥ 2.6).
 
 Poly schedule (DeepLab, Chen et al. 2017, §4.1): ``lr_k = lr_0 · (1 − k/K)^power`` per iteration,
 with an optional linear warm-up over the first ``warmup_iters`` iterations and a floor ``min_lr``.
@@ -52,7 +52,7 @@ def build_optimizer(groups: list[dict[str, Any]], name: str = "sgd", lr: float =
     """Build ``torch.optim.{SGD,AdamW,Adam}`` over ``groups``.
 
     ``weight_decay`` is passed by keyword (SSENet's reference passes it positionally into SGD's
-    momentum slot; METHODS.md §5(g)). Extra keys such as ``head_lr_mult`` are ignored here.
+    momentum slot; psa ``PolyOptimizer``). Extra keys such as ``head_lr_mult`` are ignored here.
 
     Raises:
         ValueError: for an unknown optimiser name (the message lists the known ones).

@@ -1,8 +1,8 @@
 """S4MC: semi-supervised segmentation with contextual pseudo-label refinement (mean teacher).
 
 Kimhi et al., "Semi-Supervised Semantic Segmentation via Marginal Contextual Information",
-arXiv 2308.13900, on the U2PL recipe of its code base A (``s4mcontext/s4mc``); METHODS.md §3(c)
-gives the step-by-step reference this module follows. One training step, on a labeled batch
+arXiv 2308.13900, on the U2PL recipe of its code base A (``s4mcontext/s4mc``); its ``train_semi.py``
+is the step-by-step reference this module follows. One training step, on a labeled batch
 (x_l, y_l) and an unlabeled batch (x_u, valid_u) from
 :class:`leseg.data.semisupervised.SemiSupervisedDataModule`:
 
@@ -24,7 +24,7 @@ gives the step-by-step reference this module follows. One training step, on a la
    post_warmup: over the steps after the supervised-only warm-up, for long warm-ups);
    pixels whose *refined* margin is ≤ threshold, and padded pixels, are ignored; the class stays ŷ;
 8. L_u = U2PL-rescaled CE on the kept pixels (all valid / kept · mean CE);
-9. optional U2PL contrastive term L_c (``contrastive="u2pl"``, METHODS.md §3(c) step 9): student
+9. optional U2PL contrastive term L_c (``contrastive="u2pl"``, U2PL §3.3): student
    representations of labeled and mixed unlabeled pixels against the train-mode teacher's, with
    per-class memory queues of unreliable negatives
    (:func:`~leseg.components.contrastive.u2pl_contrastive_loss`); reliable / unreliable unlabeled
@@ -45,7 +45,7 @@ before. The contrastive term needs a segmentor whose head returns representation
 (``model.aux_head``); both are checked at construction. The teacher probabilities and labels the
 contrastive term uses are brought to the representation's resolution (stride 4) by bilinear / nearest
 resampling of the full-resolution maps (U2PL reads its decoder's low-resolution softmax directly).
-Fixed reference bugs (METHODS.md §3(g)): a full epoch of iterations (not one), and CutMix never
+Fixed reference bugs (code base A ``train_semi.py``): a full epoch of iterations (not one), and CutMix never
 pairs an image with itself.
 
 Logged: ``train/loss``, ``train/loss_sup``, ``train/loss_unsup``, ``train/loss_aux`` and
@@ -91,7 +91,7 @@ log = get_logger(__name__)
 MIXES = ("cutmix", "classmix", "none")
 DPA_SCHEDULES = ("epoch", "step", "post_warmup")
 CONTRASTIVE = ("none", "u2pl")
-#: U2PL's contrastive hyper-parameters (METHODS.md §3(c) step 9; U2PL VOC config).
+#: U2PL's contrastive hyper-parameters (U2PL §3.3; U2PL VOC config).
 U2PL_DEFAULTS: dict[str, Any] = {
     "num_queries": 256,              # anchors per class
     "num_negatives": 50,             # negatives per anchor
@@ -408,7 +408,7 @@ class S4MC(SupervisedSegmentation):
                          teacher_probs: torch.Tensor, y_l: torch.Tensor, classes: torch.Tensor,
                          valid: torch.Tensor, progress: float
                          ) -> tuple[torch.Tensor, dict[str, int]]:
-        """U2PL's contrastive term on concat(labeled, unlabeled) (METHODS.md §3(c) step 9).
+        """U2PL's contrastive term on concat(labeled, unlabeled) (S4MC ``train_semi.py``).
 
         Args:
             student_rep, teacher_rep: (B_l + B_u, D, h, w) representations.

@@ -1,11 +1,11 @@
 """S5: segmentation of one chosen class from the image plus a *suggestion* synthesised from labels.
 
 Reference: Magolor/S5 (``train_cityscapes.py``, ``transforms_vision.py``, ``model_wrapper.py``;
-no paper — METHODS.md §2 is the specification). Per sample a class is chosen (the binarised
+no paper — its code is the specification). Per sample a class is chosen (the binarised
 DataModule, :mod:`leseg.data.binary`), a suggestion map is derived from its mask (block / flood /
 box, or the RITM click and DEXTR extreme-point baselines, :mod:`leseg.components.suggestions`),
 and a segmenter with 3 + k input channels predicts the class's mask (2 logits) with plain
-cross-entropy at the label resolution (METHODS.md §2(c)). "Self-supervised" means only that the
+cross-entropy at the label resolution (Magolor/S5). "Self-supervised" means only that the
 interactive input is generated from existing labels: no interaction is ever recorded.
 
 Where the suggestion is made: here, in :meth:`S5.on_after_batch_transfer`, from the binary
@@ -14,20 +14,20 @@ suggestion components (docs/ARCHITECTURE.md) and k is a property of the network'
 method owns both; after the hook every batch carries ``suggestion`` (B, k, H, W) float32. At
 validation / test the generator is seeded by the image name (``generator_for(name,
 "suggestion")``) and training-only randomness (extreme-point jitter) is off, so evaluation repeats
-exactly (the reference re-draws at every validation, METHODS.md §2(g) item 2).
+exactly (the reference re-draws at every validation).
 
-Resolution (METHODS.md §2(a)): the binary target and the suggestion are built at the label's
+Resolution (Magolor/S5): the binary target and the suggestion are built at the label's
 resolution; the (3 + k)-channel input is resized by ``input_scale`` (S5: 0.5, 1024×2048 → 512×1024,
 bilinear) and the logits are upsampled back to the label for the loss and the metrics.
 
-Metrics, pooled over the dataset (sums of intersections and unions, METHODS.md §2(f)):
+Metrics, pooled over the dataset (sums of intersections and unions, as in Magolor/S5):
 ``<stage>/fg_IoU`` (prediction), ``<stage>/suggestion_IoU`` (the suggestion alone: channel
 ``suggestion_iou_channel`` ≥ 0.5, computed from the full-resolution suggestion rather than the
 reference's down- and up-sampled one; 0 without a suggestion) and ``<stage>/boost`` = fg − sg (S5's
 model-selection metric ``bs_mIoU``). Unlike the reference, evaluation runs the network in eval
 mode (BatchNorm running statistics, no dropout).
 
-**leseg extension, not part of S5** (METHODS.md §2(h)): the RITM interactive protocol
+**leseg extension, not part of S5** (RITM, arXiv 2102.06583): the RITM interactive protocol
 (:mod:`leseg.metrics.interactive`) on the first ``noc_images`` validation images: clicks at the
 centre of the largest error region, NoC@85 / NoC@90 with a ``noc_max_clicks`` (20) cap and the
 number of objects never reaching them, logged as ``val/ext/NoC@85``, ``val/ext/NoC@90``,
@@ -278,7 +278,7 @@ class S5(SegmentationModule):
         """As the base class, plus ``scheduler.interval``: ``step`` (default) or ``epoch``.
 
         With ``epoch`` the schedule's step counter is the epoch (S5: MultiStep at epochs
-        60/120/150, γ = 0.3, METHODS.md §2(e)) and its length ``trainer.max_epochs``.
+        60/120/150, γ = 0.3, S5 ``train_cityscapes.py``) and its length ``trainer.max_epochs``.
         """
         opt_cfg = dict(self.hparams.optimizer or {"name": "adam", "lr": 5e-4})
         sched_cfg = dict(self.hparams.scheduler or {"name": "constant"})

@@ -2,7 +2,7 @@
 
 Wang, Zhang, Kan, Shan & Chen, "Self-supervised Scale Equivariant Network for Weakly Supervised
 Semantic Segmentation" (arXiv 1909.03714, §3.2–3.3), reference ``YudeWang/SSENet-pytorch`` on
-AffinityNet's code (``jiwoon-ahn/psa``); values in METHODS.md §5. One training step on crops x
+AffinityNet's code (``jiwoon-ahn/psa``); docs/REFERENCES.md. One training step on crops x
 (B, 3, H, W) with multi-hot labels y (B, 20):
 
 1. M = CAM map of x (trunk → Dropout2d → 1×1 conv without bias → bilinear upsample to H×W);
@@ -13,10 +13,10 @@ AffinityNet's code (``jiwoon-ahn/psa``); values in METHODS.md §5. One training 
 4. L = ½·L_cls + ½·L_cls_s + ``eq_weight``·L_eq. With ``equivariance=False`` the loss is L_cls
    alone: the plain CAM baseline (psa's ResNet-38 classifier trained CAM-then-GAP).
 
-Optimisation (METHODS.md §5(d)): SGD with four parameter groups — pretrained weights ×1 (with
+Optimisation (SSENet defaults): SGD with four parameter groups — pretrained weights ×1 (with
 weight decay), pretrained biases ×2 (no decay), new weights ×10 (decay), new biases ×20 (no decay)
 — and poly LR (power 0.9) per iteration. The reference's ``PolyOptimizer`` passes the weight decay
-positionally into SGD's *momentum* slot (METHODS.md §5(g).1: momentum 5e-4, no decay); here the
+positionally into SGD's *momentum* slot (psa issue #28: momentum 5e-4, no decay); here the
 decay goes to ``weight_decay`` per group and ``momentum`` is its own key (0.9 by default; set it to
 0.0005 and ``weight_decay`` to 0 to mimic the bug).
 
@@ -109,7 +109,7 @@ def four_group_poly_optimizers(module: Any, new_prefixes: Sequence[str]) -> dict
     :func:`build_four_group_optimizer` over ``module.net`` from ``module.hparams.optimizer``
     (default SGD lr 0.01) with ``module.hparams.scheduler`` (default poly 0.9) stepped per
     iteration over the trainer's estimated number of optimiser steps (AffinityNet's
-    ``PolyOptimizer``, METHODS.md §5(d)).
+    ``PolyOptimizer`` in ``tool/torchutils.py``).
     """
     optimizer = build_four_group_optimizer(
         module.net, new_prefixes, dict(module.hparams.optimizer or {"name": "sgd", "lr": 0.01}))

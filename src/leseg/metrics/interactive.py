@@ -1,8 +1,8 @@
 """Interactive-segmentation protocol: NoC@85 / NoC@90 with RITM's click simulator.
 
 **leseg extension — not part of S5.** S5 only reports the foreground IoU of the prediction and of
-the suggestion (METHODS.md §2(f)); this module adds the standard interactive benchmark so S5-style
-models can be compared with the literature (ANCHORS.md "RITM click simulator"; Sofiiuk et al.,
+the suggestion (Magolor/S5); this module adds the standard interactive benchmark so S5-style
+models can be compared with the literature (RITM ``isegm/inference/clicker.py``; Sofiiuk et al.,
 "Reviving Iterative Training with Mask Guidance for Interactive Segmentation", 2021,
 ``isegm/inference/clicker.py`` and ``evaluation.py``).
 

@@ -9,7 +9,7 @@ feature maps, finest level first, with their widths in ``.channels`` and their o
   2017, §3.1; timm's ``output_stride``). HRNet and VGG only run at output stride 32.
 - Pretrained weights are never downloaded: ``weights`` is a path to a local file (ImageNet, BYOL or
   any earlier leseg run), read with ``torch.load(..., weights_only=True)``.
-- Extra input channels (S5: RGB + k suggestion channels, METHODS.md §2(b)) keep the file's RGB
+- Extra input channels (S5: RGB + k suggestion channels, ``model_wrapper.py``) keep the file's RGB
   filters of the first convolution and get Xavier-uniform filters for the k new channels
   (:func:`adapt_input_conv`).
 - ``norm="ws_gn"`` swaps every convolution for a weight-standardised one and every BatchNorm for
@@ -18,7 +18,7 @@ feature maps, finest level first, with their widths in ``.channels`` and their o
 Default feature levels (``out_indices=None``): every timm level at stride ≥ 4, so for the ResNet
 family index 0 is layer1 (stride 4, the DeepLabV3+ low-level feature) and index -1 is layer4. HRNet
 keeps timm's five levels (strides 2–32) so that index 2 is the stride-8 "incre" feature, 256 channels,
-that S5 uses (METHODS.md §2(b)).
+that S5 uses (Magolor/S5 ``model_wrapper.py``).
 """
 
 from __future__ import annotations
@@ -226,7 +226,7 @@ def adapt_input_conv(weight: torch.Tensor, in_chans: int) -> torch.Tensor:
     The RGB filter slices are kept unchanged; the ``in_chans - 3`` new slices are initialised
     Xavier-uniform (Glorot & Bengio 2010) with the fans of the new slice,
     bound = sqrt(6 / (fan_in + fan_out)), fan_in = (in_chans − 3)·kh·kw, fan_out = O·kh·kw — as S5
-    does for its suggestion channel (METHODS.md §2(b)).
+    does for its suggestion channel (``model_wrapper.py``).
 
     Args:
         weight: (O, 3, kh, kw) float kernel of the pretrained first convolution.

@@ -5,7 +5,7 @@ Wu, Shen & van den Hengel, "Wider or Deeper: Revisiting the ResNet Model for Vis
 (He et al., ECCV 2016) with wide blocks. AffinityNet (Ahn & Kwak, CVPR 2018) and SSENet (Wang et
 al., arXiv 1909.03714) use it at output stride 8: strides 2 in b2, b3, b4, then dilation 2 in b5
 and 4 in the bottleneck blocks b6/b7; final features = ReLU(BN(b7)) with 4096 channels
-(METHODS.md §1, §5(b)). Layer names follow the reference (``conv1a``, ``b2``, ``b2_1``, …,
+(psa ``network/resnet38d.py``). Layer names follow the reference (``conv1a``, ``b2``, ``b2_1``, …,
 ``bn7``) so a converted MXNet ``ilsvrc-cls_rna-a1_cls1000_ep-0001.params`` state dict loads by name
 (:func:`leseg.models.backbones.load_backbone_weights`; weights are never downloaded).
 
@@ -13,7 +13,7 @@ Training regime of the reference, implemented by :func:`freeze_batchnorm` and ``
 every BatchNorm stays in eval mode with frozen affine parameters, and ``conv1a``, ``b2``,
 ``b2_1``, ``b2_2`` receive no gradient.
 
-:class:`TimmCAMTrunk` is the declared substitute (METHODS.md §5(g).2): a timm network (ResNet-50 by
+:class:`TimmCAMTrunk` is the declared substitute (no timm ResNet-38 exists): a timm network (ResNet-50 by
 default, any :func:`~leseg.models.backbones.build_backbone` name in tests) at output stride 8
 with the same interface. Results with it are **not** ResNet-38 results.
 
@@ -36,7 +36,7 @@ from leseg.models.backbones import build_backbone, load_backbone_weights
 __all__ = ["ResNet38", "TimmCAMTrunk", "freeze_batchnorm"]
 
 RESNET38_FROZEN = ("conv1a", "b2", "b2_1", "b2_2")
-"""Blocks the reference never trains (METHODS.md §5(b))."""
+"""Blocks the reference never trains (psa ``network/resnet38_cls.py``)."""
 
 
 def freeze_batchnorm(module: nn.Module) -> None:

@@ -1,6 +1,6 @@
 """Widen the first convolution of an already built network to RGB + k input channels.
 
-S5 (Magolor/S5 ``model_wrapper.py``, METHODS.md §2(b)) builds the ImageNet-pretrained RGB network
+S5 (Magolor/S5 ``model_wrapper.py``) builds the ImageNet-pretrained RGB network
 and *then* replaces its first convolution by one with 4 input channels: the pretrained RGB filters
 are kept and the suggestion channel's filter slice is Xavier-uniform initialised.
 :func:`leseg.models.backbones.adapt_input_conv` does this for a weights *file* loaded into a

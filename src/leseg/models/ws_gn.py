@@ -7,7 +7,7 @@ GroupNorm (Wu & He, ECCV 2018) with 32 groups. Neither depends on the batch, so 
 batches (BYOL's target network, fine-tuning with 1–8 images per device) behaves like large batches.
 
 The reference BYOL-for-segmentation project lists "Resnet50_WS_GN" results but ships no code for it
-(METHODS.md §4(b)); this is our reading of Qiao et al.
+(its old README and ``BYOL_gain.png``); this is our reading of Qiao et al.
 
 :func:`convert_to_ws_gn` swaps the layers of an existing network **in place of** the old ones and
 keeps their parameter names, so a WS+GN backbone's state dict has the same keys as the BatchNorm

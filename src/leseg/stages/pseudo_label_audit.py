@@ -2,7 +2,7 @@
 
 Semi-supervised runs on datasets whose "unlabeled" images do have masks (the synthetic datasets,
 or a labeled set split into labeled / unlabeled lists) can measure what the unsupervised loss is
-taught: per class, how many pixels the S4MC filter (refinement + DPA, METHODS.md §3(c) steps 6–7)
+taught: per class, how many pixels the S4MC filter (refinement + DPA, S4MC ``loss_helper.py``)
 keeps at a given training progress, and how many of those carry the right class. A class whose
 kept pixels all carry another class is being *unlearned* on the unlabeled stream (confirmation
 bias), which no amount of extra training on that stream can fix::

@@ -1,7 +1,7 @@
 """SSENet / AffinityNet pseudo-mask stages: CAMs → dense CRF seeds → random walk → evaluation.
 
 Pipeline of Wang et al. (SSENet, arXiv 1909.03714) on AffinityNet (Ahn & Kwak, CVPR 2018);
-METHODS.md §5(e). Each stage writes one file per image, atomically, and skips images already done
+see docs/REFERENCES.md. Each stage writes one file per image, atomically, and skips images already done
 (:mod:`leseg.stages.runner`), so a stage can be interrupted and rerun.
 
 Stages (Python API and command line ``python -m leseg.stages.ssenet <stage> ...``):
@@ -219,7 +219,7 @@ def run_random_walk(model, dataset: ImageLabelDataset, cam_dir: str | os.PathLik
 
     The normalised image is zero-padded to a multiple of 8, AffinityNet gives the pair affinities
     of its stride-8 grid, and :func:`~leseg.components.random_walk.propagate_cams` propagates
-    [bg_score, CAMs] (METHODS.md §5(e).5). Runs on ``device`` (a GPU when given).
+    [bg_score, CAMs] (psa ``infer_aff.py``). Runs on ``device`` (a GPU when given).
 
     Args:
         model: :class:`~leseg.methods.affinitynet.AffinityNet` (``pair_affinities``).

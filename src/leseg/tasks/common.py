@@ -51,7 +51,7 @@ def check_launch(cfg: DictConfig) -> None:
     """Refuse a launch that cannot work: Lightning's DDP re-launch inside a Hydra multirun.
 
     Lightning's ``ddp`` strategy re-executes ``sys.argv`` for ranks 1..N-1; inside a multirun the
-    argv still holds the sweep, so every rank would start its own sweep (ANCHORS.md d-2). Jobs of
+    argv still holds the sweep, so every rank would start its own sweep (LHT issue #393). Jobs of
     the submitit SLURM launcher are allowed (:func:`is_cluster_job`): SLURM starts their ranks.
 
     Raises:

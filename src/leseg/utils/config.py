@@ -1,7 +1,7 @@
 """Config helpers: the printed/saved config tree, start-up checks, and plain-container export.
 
 Lightning 2.6 loads checkpoints with ``torch.load(weights_only=True)``; an OmegaConf ``DictConfig``
-inside the saved hyper-parameters makes that fail (ANCHORS.md d-8). :func:`to_plain` converts a config
+inside the saved hyper-parameters makes that fail (Lightning #20058). :func:`to_plain` converts a config
 into plain ``dict``/``list``/scalars, which is what leseg stores in every checkpoint.
 
 Secrets (wandb API keys, tokens, passwords; see :func:`redact`) never reach leseg's own outputs:

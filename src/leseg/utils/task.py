@@ -1,7 +1,7 @@
 """The task wrapper around ``train``/``evaluate``: failures are logged, wandb is always closed.
 
 Closing the wandb run in ``finally`` matters in multirun sweeps: without it the next job would reuse
-the previous job's run (ANCHORS.md c-2, d-3).
+the previous job's run (lightning-hydra-template issue #289).
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Block-based suggestion (S5 ``--suggestion block``): coarse tiles of the class, united with the mask.
 
-Magolor/S5 ``get_image_with_block_suggestion`` (METHODS.md §2(d) item 1): the image is cut into a
+Magolor/S5 ``get_image_with_block_suggestion`` (``transforms_vision.py``): the image is cut into a
 32 × 32 grid of tiles (32 × 64 px at 1024 × 2048); a tile is filled when the class covers at least
 20 % of it; the suggestion is ``mask ∪ filled tiles``.
 

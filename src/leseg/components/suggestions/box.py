@@ -2,7 +2,7 @@
 
 As in Magolor/S5 ``get_image_with_box_suggestion`` (margin 0): the box spans *all* positive pixels
 of the chosen class, so for a class with several instances it can cover most of the image
-(METHODS.md §2(g) item 4). A weak baseline by construction.
+(Magolor/S5 ``--suggestion box``). A weak baseline by construction.
 """
 
 from __future__ import annotations

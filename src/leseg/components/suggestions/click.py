@@ -1,5 +1,5 @@
 """Click suggestions, RITM style (Sofiiuk et al., "Reviving Iterative Training with Mask Guidance
-for Interactive Segmentation", 2021; ANCHORS.md "Interactive baselines").
+for Interactive Segmentation", arXiv 2102.06583; ``isegm/inference/clicker.py``).
 
 Clicks are encoded as binary disks of radius 5 px (RITM's HRNet models, ``use_disks=True``) or as
 RITM distance maps ``tanh(2·d / radius)`` (``DistMaps`` without disks), one channel for positive
@@ -7,7 +7,7 @@ and, optionally, one for negative clicks. The first positive click goes to the i
 farthest from the mask boundary (as RITM's evaluation clicker does); further positive clicks are
 uniform over the mask, negative clicks uniform over the background near it.
 
-``reference_quirks=True`` reproduces S5's weak click baseline instead (METHODS.md §2(d) item 3):
+``reference_quirks=True`` reproduces S5's weak click baseline instead (``--suggestion click``):
 a single uniformly random positive pixel set to 1.
 """
 

@@ -1,6 +1,6 @@
 """Euclidean distance transform and the "farthest interior point" used by click placement.
 
-RITM's click simulator (``isegm/inference/clicker.py``; ANCHORS.md "Interactive baselines") pads
+RITM's click simulator (arXiv 2102.06583; ``isegm/inference/clicker.py``) pads
 the region by 1 px so the image border counts as boundary, takes the exact L2 distance transform,
 and clicks at the first (raster order) pixel of maximal distance. The transform runs on CPU with
 ``scipy.ndimage.distance_transform_edt`` (exact); inputs on another device are copied to CPU and

@@ -1,6 +1,6 @@
 """Flood-based suggestion (S5 ``--suggestion <int>``): the reference's cascading tile flood.
 
-Reference semantics (Magolor/S5 ``get_image_with_suggestion``, METHODS.md §2(d) item 2), on the
+Reference semantics (Magolor/S5 ``get_image_with_suggestion``, ``transforms_vision.py``), on the
 binary target S (H × W), a gh × gw tile grid (S5: 10 × 10), I = H // gh, J = W // gw and the
 "blur threshold" t (S5: 20 or 50):
 
@@ -14,7 +14,7 @@ binary target S (H × W), a gh × gw tile grid (S5: 10 × 10), I = H // gh, J = 
 
 Because the OR is written back in place, a tile reads pixels its earlier shifts (and earlier
 tiles) already set: ones spread through the whole tile and cascade into later tiles, which is
-why the S5 flood hint covers a large part of the image (METHODS.md §2(g) item 3). The first tile
+why the S5 flood hint covers a large part of the image (Magolor/S5). The first tile
 row/column gets x = 0 / y = 0 (no shift along that axis) and the last one is clipped so reads stay
 inside the image.
 
@@ -290,7 +290,7 @@ class FloodSuggestion(SuggestionGenerator):
             bounds / dilation radii are drawn from U{1..t−1}.
         grid: tiles per axis for the reference flood (S5: 10).
         num_shifts: shifts per tile (S5: 1000).
-        reference_quirks: True → the cascading tile flood (METHODS.md §2(d) item 2); False → the
+        reference_quirks: True → the cascading tile flood (S5's reference); False → the
             clean bounded dilation of the original mask by a random rectangle.
         exact: with ``reference_quirks``, run :func:`flood_loop` (exact, ~100k operations per
             image) instead of the vectorised closure :func:`flood_suggestion`.

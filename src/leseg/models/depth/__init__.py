@@ -1,4 +1,4 @@
-"""Self-supervised monocular depth networks (Hoyer et al. CVPR 2021 on monodepth2; METHODS.md §6(b))."""
+"""Self-supervised monocular depth networks (Hoyer et al. CVPR 2021 on monodepth2)."""
 
 from leseg.models.depth.decoder import DepthDecoder
 from leseg.models.depth.encoder import DepthEncoder

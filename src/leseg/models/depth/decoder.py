@@ -1,4 +1,4 @@
-"""U-Net disparity decoder whose first stage is ASPP ("dec5/dec6", METHODS.md §6(b)).
+"""U-Net disparity decoder whose first stage is ASPP ("dec5/dec6"; Hoyer et al. ``depth_decoder.py``).
 
 monodepth2's decoder (Godard et al., ICCV 2019, supplementary Table) with the change of Hoyer et al.
 (CVPR 2021, §3.1): five up-stages i = 4 … 0 with widths [64, 128, 128, 256, 256] (indexed by i);

@@ -1,4 +1,4 @@
-"""ResNet encoder with five feature levels for the depth U-Net (METHODS.md §6(b)).
+"""ResNet encoder with five feature levels for the depth U-Net (Hoyer et al. ``resnet_encoder.py``).
 
 Hoyer et al. (CVPR 2021, §3.1) use a torchvision ResNet-101 with a dilated layer4 (output stride 16)
 and feed it RGB in [0, 1] normalised as (x − 0.45) / 0.225 (the monodepth2 convention). The five

@@ -1,6 +1,6 @@
 """Multi-task network: segmentation and depth decoders on one encoder with cross-task attention.
 
-Hoyer et al., CVPR 2021, §3.2 "Multi-task learning" (METHODS.md §6(b) ``PAD``, exp 212): the
+Hoyer et al., CVPR 2021, §3.2 "Multi-task learning" (reference ``PAD``, exp 212): the
 depth encoder (layers 0–4) feeds two decoders of the depth-decoder architecture
 (:class:`~leseg.models.depth.DepthDecoder`, layers 5–9), both initialised from the SDE decoder
 when transferring. Both run up to layer 7 (decoder stage i = 2); there each branch adds a

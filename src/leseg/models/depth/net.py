@@ -1,6 +1,6 @@
 """The self-supervised depth network: encoder + ASPP U-Net disparity decoder + pose network.
 
-Hoyer et al., CVPR 2021, §3.1 (METHODS.md §6(b)); composed by :class:`leseg.methods.depth.
+Hoyer et al., CVPR 2021, §3.1 (arXiv 2012.10782); composed by :class:`leseg.methods.depth.
 SelfSupervisedDepth`. ``init_from`` loads an earlier run (phase 1 → phase 2, or depth → segmentation
 transfer) from a local checkpoint; nothing is downloaded.
 """

@@ -1,4 +1,4 @@
-"""Pose network on frame pairs (monodepth2's separate ResNet-18 pose net; METHODS.md §6(b)).
+"""Pose network on frame pairs (monodepth2's separate ResNet-18 pose net; ``pose_decoder.py``).
 
 A ResNet-18 encoder on the 6-channel concatenation of two frames (ImageNet conv1 weights duplicated
 and halved, Godard et al. ICCV 2019 §3.3) and monodepth2's pose decoder: 1×1 squeeze to 256 + ReLU,

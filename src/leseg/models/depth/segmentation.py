@@ -1,7 +1,7 @@
 """Segmentation network initialised from self-supervised depth: the second of Hoyer et al.'s three ways.
 
 Hoyer et al., "Three Ways to Improve Semantic Segmentation with Self-Supervised Depth Estimation"
-(CVPR 2021, §3.2 "Transfer learning"; METHODS.md §6(b) ``JointSegDepthDecoder``):
+(CVPR 2021, §3.2 "Transfer learning"; ``models/joint_segmentation_depth_decoder.py``):
 
 * the encoder is the SDE network's ResNet (:class:`~leseg.models.depth.DepthEncoder`, layer
   numbers 0–4);

@@ -1,4 +1,4 @@
-"""AffinityNet feature head (Ahn & Kwak, CVPR 2018, §3.2; METHODS.md §5(b)).
+"""AffinityNet feature head (Ahn & Kwak, CVPR 2018, §3.2; psa ``network/resnet38_aff.py``).
 
 Three trunk taps (ResNet-38: BN-ReLU'd inputs of b5 (512 ch) and b6 (1024 ch) and the final 4096-ch
 features) → 1×1 convs without bias to 64 / 128 / 256 channels (Kaiming-normal init) + ELU →

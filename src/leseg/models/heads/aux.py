@@ -1,7 +1,7 @@
 """Auxiliary FCN head on an intermediate backbone level (deep supervision).
 
 PSPNet (Zhao et al., CVPR 2017, §3.4) introduced the auxiliary loss on ResNet's stage 4 (layer3);
-U2PL / S4MC use it for Cityscapes with weight 0.4 (METHODS.md §1 and §3(c) step 10): a 3×3
+U2PL / S4MC use it for Cityscapes with weight 0.4 (U2PL Cityscapes config): a 3×3
 conv-BN-ReLU to 256 channels, Dropout2d(0.1) and a 1×1 classifier on layer3 (1024 channels on
 ResNet-50/101). The head is used for training only; inference reads the main head's logits.
 """

@@ -6,7 +6,7 @@ Both are Linear(d_in → hidden) → BatchNorm1d(hidden) → ReLU → Linear(hid
 - predictor q: z → q(z), same width as z (online network only).
 
 Paper sizes: hidden 4096, output 256 (solo-learn and lightly use the same). The reference
-segmentation project uses hidden 512, output 128 (METHODS.md §4(b)); both come from config.
+segmentation project uses hidden 512, output 128 (``byol.py``); both come from config.
 """
 
 from __future__ import annotations

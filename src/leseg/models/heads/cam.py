@@ -1,7 +1,7 @@
 """Class-activation-map (CAM) network: trunk → Dropout2d → 1×1 conv without bias.
 
 Zhou et al., "Learning Deep Features for Discriminative Localization" (CVPR 2016); the SSENet form
-(Wang et al., arXiv 1909.03714; METHODS.md §5(b)): the class map is computed *before* pooling,
+(Wang et al., arXiv 1909.03714; ``resnet38_cls_ser.py``): the class map is computed *before* pooling,
 M = conv1x1(dropout(features)), upsampled bilinearly to the input size, and the class scores are
 its global average (equivalent to CAM-then-GAP for a linear classifier).
 """

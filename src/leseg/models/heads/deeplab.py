@@ -6,7 +6,7 @@
 - DeepLabV3+ (Chen et al., "Encoder-Decoder with Atrous Separable Convolution for Semantic Image
   Segmentation", ECCV 2018, §3.1): the same ASPP, bilinearly upsampled to the stride-4 low-level
   feature and concatenated with its 1×1 projection (48 channels), two 3×3 conv BN ReLU, classifier.
-  Plain (not depthwise-separable) 3×3 convolutions, as in U2PL / UniMatch (METHODS.md §1).
+  Plain (not depthwise-separable) 3×3 convolutions, as in U2PL (``decoder.py``) / UniMatch.
 
 Both heads take the backbone's list of features (finest first) and return logits at the resolution
 of the finest level they use; :class:`leseg.models.segmentor.Segmentor` upsamples to the input.
@@ -152,7 +152,7 @@ class DeepLabV3PlusHead(nn.Module):
         dilations: ASPP atrous rates (6, 12, 18) at output stride 16, (12, 24, 36) at 8.
         dropout: drop probability after the ASPP projection and before the classifier.
         align_corners: ``align_corners`` of the deep-to-low-level upsampling.
-        representation_channels: D > 0 adds U2PL's representation head (METHODS.md §1): a
+        representation_channels: D > 0 adds U2PL's representation head (``decoder.py``): a
             branch of the same shape as the classifier's (two 3×3 conv-BN-ReLU, Dropout2d, 1×1
             conv) on the same fused feature, giving (B, D, h_low, w_low) pixel embeddings for the
             contrastive term (:meth:`forward_with_representation`); 0 (default) builds none.

@@ -1,6 +1,6 @@
 """FCN-8s head: per-level score heads fused coarse to fine (Long et al., "Fully Convolutional
 Networks for Semantic Segmentation", CVPR 2015, §4.2), in the form the BYOL fine-tuning model uses
-(METHODS.md §1 and §4(b)).
+(nilesh0109/self-supervised-sem-seg ``sem_seg/networks/fcn.py``).
 
 On ResNet layer2/3/4 (strides 8/16/32 at output stride 32) each level gets a score head
 conv3×3 C→C/8, BN, ReLU, conv3×3 C/8→C/8, BN, ReLU, conv1×1 → K; the scores are fused by bilinear
