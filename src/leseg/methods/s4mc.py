@@ -62,7 +62,6 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import torch
-import torch.distributed as dist
 import torch.nn.functional as F
 from lightning.pytorch import Callback
 from torch import nn
@@ -70,6 +69,7 @@ from torch import nn
 from leseg.callbacks.ema import EMATeacher
 from leseg.components.contrastive import (
     ClassMemoryQueues,
+    all_gather_keys,
     entropy_reliability_masks,
     u2pl_contrastive_loss,
     u2pl_entropy_percent,
@@ -104,25 +104,6 @@ U2PL_DEFAULTS: dict[str, Any] = {
     "queue_size": 30000,             # per class; class 0 (background) gets background_queue_size
     "background_queue_size": 50000,
 }
-
-
-def _gather_keys(keys: torch.Tensor) -> torch.Tensor:
-    """All-gather (N_r, D) keys of every rank (different N_r) into one (ΣN_r, D) tensor.
-
-    The identity outside an initialised process group with more than one rank. Used so that all
-    ranks enqueue the same keys and keep identical memory queues (as U2PL does).
-    """
-    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
-        return keys
-    count = torch.tensor([keys.shape[0]], device=keys.device)
-    counts = [torch.zeros_like(count) for _ in range(dist.get_world_size())]
-    dist.all_gather(counts, count)
-    largest = int(max(int(c) for c in counts))
-    padded = keys.new_zeros(largest, keys.shape[1])
-    padded[: keys.shape[0]] = keys
-    gathered = [torch.zeros_like(padded) for _ in counts]
-    dist.all_gather(gathered, padded)
-    return torch.cat([g[: int(c)] for g, c in zip(gathered, counts, strict=True)])
 
 
 class S4MC(SupervisedSegmentation):
@@ -443,7 +424,7 @@ class S4MC(SupervisedSegmentation):
             anchor_prob_thresh=float(p["anchor_prob_thresh"]),
             negative_prob_thresh=float(p["negative_prob_thresh"]), low_rank=int(p["low_rank"]),
             high_rank=int(p["high_rank"]), temperature=float(p["temperature"]),
-            ignore_index=self.ignore_index, gather_keys=_gather_keys)
+            ignore_index=self.ignore_index, gather_keys=all_gather_keys)
 
     def unsupervised_loss(self, student_logits: torch.Tensor, teacher_probs: torch.Tensor,
                           classes: torch.Tensor, valid: torch.Tensor, progress: float
