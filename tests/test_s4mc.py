@@ -225,7 +225,11 @@ def test_few_iterations_on_synthetic_voc_with_warmup_ema_and_eval(make_train_cfg
     assert trainer.global_step == 2 and model.warmup_steps == 1
     ema = [c for c in trainer.callbacks if isinstance(c, EMATeacher)]
     assert len(ema) == 1 and ema[0].warmup_steps == 1
-    assert ema[0].last_alpha == pytest.approx(0.5)  # first EMA step after the reset: min(1 - 1/2, .99)
+    # ema_schedule=u2pl: the first semi-supervised epoch (step 2) holds teacher = student (α = 0)
+    assert ema[0].last_alpha == 0.0 and ema[0].hold_steps == 1
+    assert all(torch.equal(t, s) for t, s in zip(model.teacher.parameters(),
+                                                 model.net.parameters(), strict=True))
+    assert model.hparams.eval_net == "teacher" and model.hparams.ema_schedule == "u2pl"
     assert bool(model.teacher_ready)
     for key in ("train/loss_sup", "train/loss_unsup", "train/pseudo_keep_ratio",
                 "train/dpa_threshold", "test/mIoU"):
