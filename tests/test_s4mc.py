@@ -186,6 +186,28 @@ def test_prior_is_estimated_from_label_maps_and_unseen_classes_get_the_mean() ->
             torch.zeros(1, 2, 2, dtype=torch.long), torch.ones(1, 2, 2, dtype=torch.bool), 0.0)
 
 
+def test_published_priors_are_offered_by_name() -> None:
+    import math
+
+    from leseg.components.pseudo_labels import published_prior, refine_probs
+
+    voc = S4MC(nn.Conv2d(3, 21, 1), num_classes=21, prior="voc")
+    assert voc.prior_configured and voc.prior.shape == (21,)
+    assert voc.prior[2].item() == pytest.approx(0.9555923573386919)  # bicycle, the lowest
+    city = published_prior("Cityscapes", 19)
+    assert city[3].item() == pytest.approx(0.831981383888851)  # wall
+    # one pixel, zero-padded neighbours (q = 0): p̃ = p + β(0 − max(0, p·E)) = p (1 − β E)
+    probs = torch.zeros(1, 19, 1, 1)
+    probs[0, 3] = 1.0
+    refined = refine_probs(probs, city)
+    assert refined[0, 3, 0, 0].item() == pytest.approx(1 - math.exp(-0.5) * 0.831981383888851)
+    with pytest.raises(ValueError, match="method.prior=voc is the published 21-class vector but "
+                                         "num_classes=3"):
+        S4MC(_pixel_net(), num_classes=K, prior="voc")
+    with pytest.raises(ValueError, match="method.prior='coco'"):
+        S4MC(_pixel_net(), num_classes=K, prior="coco")
+
+
 def test_configuration_errors_name_the_key() -> None:
     with pytest.raises(ValueError, match="contrastive=u2pl needs pixel representations.*"
                                          "representation_channels"):

@@ -82,6 +82,7 @@ from leseg.components.pseudo_labels import (
     DEFAULT_BETA,
     DPA_PARTITIONS,
     neighbour_prior,
+    published_prior,
     rescaled_unsup_ce,
     s4mc_pseudo_labels,
 )
@@ -139,7 +140,9 @@ class S4MC(MeanTeacherSegmentation):
         beta: refinement damping β ≥ 0; None = e^(−1/2).
         connectivity: 4 or 8 neighbours.
         num_neighbours: k neighbours used by the refinement (1).
-        prior: E, K values in [0, 1]; None = estimated at ``setup("fit")`` from the labeled
+        prior: E, K values in [0, 1]; ``voc`` / ``cityscapes`` = the reference's published vectors
+            (:func:`~leseg.components.pseudo_labels.published_prior`, 21 / 19 classes); None =
+            estimated at ``setup("fit")`` from the labeled
             split's label maps (:func:`~leseg.components.pseudo_labels.neighbour_prior`), classes
             absent from it get the mean of the others.
         prior_max_images: estimate E from at most this many labeled images (evenly spaced);
@@ -194,7 +197,7 @@ class S4MC(MeanTeacherSegmentation):
         beta: float | None = None,
         connectivity: int = 4,
         num_neighbours: int = 1,
-        prior: Sequence[float] | None = None,
+        prior: Sequence[float] | str | None = None,
         prior_max_images: int | None = None,
         drop_percent: float = 60.0,
         dpa_schedule: str = "epoch",
@@ -252,6 +255,8 @@ class S4MC(MeanTeacherSegmentation):
                                  int(self.u2pl["background_queue_size"])))
         # E, saved in checkpoints so that evaluation and resumed runs see the same values
         self.register_buffer("prior", torch.full((num_classes,), float("nan")))
+        if isinstance(prior, str):
+            prior = published_prior(prior, num_classes)
         if prior is not None:
             self.set_prior(prior)
 
