@@ -131,6 +131,8 @@ def test_cutmix_box_is_half_the_image_and_rectangular() -> None:
         ys, xs = m.nonzero(as_tuple=True)
         box = (ys.max() - ys.min() + 1) * (xs.max() - xs.min() + 1)
         assert box.item() == area  # filled rectangle
+        # the sides span the reference's ranges (U2PL generate_cutout_mask): h in [H/2, H], w in [W/2, W]
+        assert 16 <= ys.max() - ys.min() + 1 <= 32 and 24 <= xs.max() - xs.min() + 1 <= 48
 
 
 def test_apply_mix_moves_all_targets_alike_and_classmix_takes_half_the_classes() -> None:
