@@ -2,7 +2,7 @@
 
 θ_teacher ← α_k · θ_teacher + (1 − α_k) · θ_student after each optimiser step k (k = 1, 2, ...).
 
-- Mean teacher with warm-up average (Tarvainen & Valpola 2017; U2PL/S4MC, Hoyer et al. 2021):
+- Mean teacher with warm-up average (Tarvainen & Valpola 2017; Hoyer et al. 2021, DACS):
   α_k = min(1 − 1/(k + 1), α), α = 0.99 — early on the teacher is the true running average.
 - U2PL / S4MC reference (``train_semi.py`` of U2PL and of ``s4mcontext/s4mc``): for the whole first
   semi-supervised epoch the teacher's parameters *are* the student's (re-aliased at every step), i.e.
