@@ -191,6 +191,11 @@ def test_depthmix_evaluates_the_configured_network() -> None:
         torch.testing.assert_close(method.predict_probs(x), method.teacher(x).softmax(1))
     with pytest.raises(ValueError, match="method.eval_net='ema' is not one of"):
         _tiny_method(depth_net=None, eval_net="ema")
+    # a checkpoint written before the mean-teacher base has no teacher_ready: it loads (trained)
+    old = {k: v for k, v in method.state_dict().items() if k != "teacher_ready"}
+    fresh = _tiny_method(depth_net=None)
+    fresh.load_state_dict(old)
+    assert bool(fresh.teacher_ready)
 
 
 def test_teacher_probabilities_use_one_hot_ground_truth_for_labeled_samples() -> None:
