@@ -220,6 +220,12 @@ def test_configuration_errors_name_the_key() -> None:
         S4MC(_pixel_net(), num_classes=K, dpa_partition="classwise")
     with pytest.raises(ValueError, match="method.mix_prob"):
         S4MC(_pixel_net(), num_classes=K, mix_prob=1.5)
+    with pytest.raises(ValueError, match="method.ema_schedule='cosine' is not one of"):
+        S4MC(_pixel_net(), num_classes=K, ema_schedule="cosine")
+    with pytest.raises(ValueError, match="method.ema_hold_steps must be >= 0"):
+        S4MC(_pixel_net(), num_classes=K, ema_hold_steps=-1)
+    (ema,) = _module(ema_schedule="warmup_average", ema_alpha=0.9).configure_callbacks()
+    assert ema.schedule == "warmup_average" and ema.alpha == 0.9
     with pytest.raises(ValueError, match="aux_weight=0.4 needs an auxiliary head: set model.aux_head"):
         S4MC(_pixel_net(), num_classes=K, aux_weight=0.4)
     with pytest.raises(ValueError, match="expects batches {'labeled'"):
