@@ -11,7 +11,7 @@ from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
 from leseg.callbacks.ema import EMATeacher
-from leseg.components.ema import cosine_tau, ema_update, warmup_average_alpha
+from leseg.components.ema import cosine_tau, ema_update, u2pl_alpha, warmup_average_alpha
 from leseg.components.mixing import apply_mix, classmix_masks, cutmix_masks, partner_indices
 
 
@@ -77,6 +77,42 @@ def test_callback_matches_hand_rolled_average_after_k_steps(accumulate: int) -> 
     assert module.teacher.weight.item() == pytest.approx(expected, rel=1e-6)
 
 
+def test_u2pl_alpha_holds_the_student_then_averages() -> None:
+    # U2PL / S4MC train_semi.py: t = s for the first semi-supervised epoch (here 3 steps), then
+    # min(1 - 1/k, 0.99) with k counted from the end of the warm-up
+    assert [u2pl_alpha(k, 3) for k in (1, 2, 3)] == [0.0, 0.0, 0.0]
+    assert u2pl_alpha(4, 3) == pytest.approx(0.75)
+    assert u2pl_alpha(100, 3) == pytest.approx(0.99) and u2pl_alpha(5000, 3) == 0.99
+    assert u2pl_alpha(1, 0) == 0.0  # no hold: the reference's first step is a copy as well
+    with pytest.raises(ValueError, match="step >= 1"):
+        u2pl_alpha(0, 3)
+
+
+@pytest.mark.parametrize("warmup", [0, 2])
+def test_callback_u2pl_schedule_by_hand(warmup: int) -> None:
+    torch.manual_seed(0)
+    module = _Tiny()
+    t0 = module.teacher.weight.item()
+    ema = EMATeacher(alpha=0.99, schedule="u2pl", hold_steps=3, warmup_steps=warmup)
+    loader = DataLoader(TensorDataset(torch.ones(9, 1)), batch_size=1)
+    trainer = L.Trainer(max_epochs=1, accelerator="cpu", logger=False, enable_checkpointing=False,
+                        enable_progress_bar=False, enable_model_summary=False, callbacks=[ema])
+    trainer.fit(module, loader)
+    expected = t0
+    for step, w in enumerate(module.student_history, start=1):
+        k = step - warmup
+        if k < 0:
+            continue  # warm-up: the teacher is left alone
+        a = 0.0 if k <= 3 else min(1 - 1 / k, 0.99)  # k = 0: the reset copies the student
+        expected = a * expected + (1 - a) * w
+        if k == 3:
+            assert expected == w  # the held teacher is the student
+    assert module.teacher.weight.item() == pytest.approx(expected, rel=1e-6)
+    assert ema.last_alpha == pytest.approx(min(1 - 1 / (9 - warmup), 0.99))
+    with pytest.raises(ValueError, match="hold_steps must be >= 0"):
+        EMATeacher(schedule="u2pl", hold_steps=-1)
+
+
 def test_partners_never_self_and_batch_of_one_is_an_error() -> None:
     g = torch.Generator().manual_seed(0)
     for b in (2, 3, 7):
@@ -95,6 +131,8 @@ def test_cutmix_box_is_half_the_image_and_rectangular() -> None:
         ys, xs = m.nonzero(as_tuple=True)
         box = (ys.max() - ys.min() + 1) * (xs.max() - xs.min() + 1)
         assert box.item() == area  # filled rectangle
+        # the sides span the reference's ranges (U2PL generate_cutout_mask): h in [H/2, H], w in [W/2, W]
+        assert 16 <= ys.max() - ys.min() + 1 <= 32 and 24 <= xs.max() - xs.min() + 1 <= 48
 
 
 def test_apply_mix_moves_all_targets_alike_and_classmix_takes_half_the_classes() -> None:

@@ -186,6 +186,28 @@ def test_prior_is_estimated_from_label_maps_and_unseen_classes_get_the_mean() ->
             torch.zeros(1, 2, 2, dtype=torch.long), torch.ones(1, 2, 2, dtype=torch.bool), 0.0)
 
 
+def test_published_priors_are_offered_by_name() -> None:
+    import math
+
+    from leseg.components.pseudo_labels import published_prior, refine_probs
+
+    voc = S4MC(nn.Conv2d(3, 21, 1), num_classes=21, prior="voc")
+    assert voc.prior_configured and voc.prior.shape == (21,)
+    assert voc.prior[2].item() == pytest.approx(0.9555923573386919)  # bicycle, the lowest
+    city = published_prior("Cityscapes", 19)
+    assert city[3].item() == pytest.approx(0.831981383888851)  # wall
+    # one pixel, zero-padded neighbours (q = 0): p̃ = p + β(0 − max(0, p·E)) = p (1 − β E)
+    probs = torch.zeros(1, 19, 1, 1)
+    probs[0, 3] = 1.0
+    refined = refine_probs(probs, city)
+    assert refined[0, 3, 0, 0].item() == pytest.approx(1 - math.exp(-0.5) * 0.831981383888851)
+    with pytest.raises(ValueError, match="method.prior=voc is the published 21-class vector but "
+                                         "num_classes=3"):
+        S4MC(_pixel_net(), num_classes=K, prior="voc")
+    with pytest.raises(ValueError, match="method.prior='coco'"):
+        S4MC(_pixel_net(), num_classes=K, prior="coco")
+
+
 def test_configuration_errors_name_the_key() -> None:
     with pytest.raises(ValueError, match="contrastive=u2pl needs pixel representations.*"
                                          "representation_channels"):
@@ -198,6 +220,12 @@ def test_configuration_errors_name_the_key() -> None:
         S4MC(_pixel_net(), num_classes=K, dpa_partition="classwise")
     with pytest.raises(ValueError, match="method.mix_prob"):
         S4MC(_pixel_net(), num_classes=K, mix_prob=1.5)
+    with pytest.raises(ValueError, match="method.ema_schedule='cosine' is not one of"):
+        S4MC(_pixel_net(), num_classes=K, ema_schedule="cosine")
+    with pytest.raises(ValueError, match="method.ema_hold_steps must be >= 0"):
+        S4MC(_pixel_net(), num_classes=K, ema_hold_steps=-1)
+    (ema,) = _module(ema_schedule="warmup_average", ema_alpha=0.9).configure_callbacks()
+    assert ema.schedule == "warmup_average" and ema.alpha == 0.9
     with pytest.raises(ValueError, match="aux_weight=0.4 needs an auxiliary head: set model.aux_head"):
         S4MC(_pixel_net(), num_classes=K, aux_weight=0.4)
     with pytest.raises(ValueError, match="expects batches {'labeled'"):
@@ -225,7 +253,11 @@ def test_few_iterations_on_synthetic_voc_with_warmup_ema_and_eval(make_train_cfg
     assert trainer.global_step == 2 and model.warmup_steps == 1
     ema = [c for c in trainer.callbacks if isinstance(c, EMATeacher)]
     assert len(ema) == 1 and ema[0].warmup_steps == 1
-    assert ema[0].last_alpha == pytest.approx(0.5)  # first EMA step after the reset: min(1 - 1/2, .99)
+    # ema_schedule=u2pl: the first semi-supervised epoch (step 2) holds teacher = student (α = 0)
+    assert ema[0].last_alpha == 0.0 and ema[0].hold_steps == 1
+    assert all(torch.equal(t, s) for t, s in zip(model.teacher.parameters(),
+                                                 model.net.parameters(), strict=True))
+    assert model.hparams.eval_net == "teacher" and model.hparams.ema_schedule == "u2pl"
     assert bool(model.teacher_ready)
     for key in ("train/loss_sup", "train/loss_unsup", "train/pseudo_keep_ratio",
                 "train/dpa_threshold", "test/mIoU"):

@@ -146,6 +146,58 @@ def test_confidence_share_weight_and_pseudo_labels_by_hand() -> None:
     assert labels.tolist() == [[[0, 1, 2, 255]], [[2, 0, 1, 0]]]
 
 
+def test_unsupervised_loss_averages_over_all_pixels_by_hand() -> None:
+    from leseg.components.depthmix import weighted_pixel_ce
+
+    # pixel 0: logits (ln 3, 0), label 0 → CE ln(4/3); pixel 1: (0, 0), label 1 → ln 2; two ignored
+    logits = torch.tensor([[[[math.log(3.0), 0.0, 5.0, -5.0]], [[0.0, 0.0, 0.0, 0.0]]]])
+    labels = torch.tensor([[[0, 1, 255, 255]]])
+    loss = weighted_pixel_ce(logits, labels, torch.tensor(0.5))
+    # reference cross_entropy2d with pixel weights: w · Σ CE / all 4 pixels (not / 2 valid)
+    assert loss.item() == pytest.approx(0.5 * math.log(8 / 3) / 4)
+    none = weighted_pixel_ce(logits.requires_grad_(), torch.full_like(labels, 255), 1.0)
+    assert none.item() == 0.0 and none.requires_grad
+    with pytest.raises(ValueError, match="labels \\(B, H, W\\)"):
+        weighted_pixel_ce(logits, labels[0], 1.0)
+    # the method's L_u is this loss on the mixed batch, with its pseudo-labels' ignore counted
+    method = _tiny_method(depth_net=None, mix="classmix", mix_pool="all", color_jitter_prob=0.0,
+                          blur_prob=0.0)
+    x = torch.randn(4, 3, H, W)
+    y = torch.randint(0, 3, (2, H, W))
+    y[:, :8] = 255  # ignored ground truth → ignored pseudo-labels after GT mixing
+    torch.manual_seed(0)
+    out = method.compute_losses({"image": x[:2], "label": y}, {"image": x[2:]})
+    labels = out["pseudo_labels"]
+    assert bool((labels == 255).any())
+    with torch.no_grad():
+        ce = torch.nn.functional.cross_entropy(method.net(out["mixed_images"]), labels,
+                                               ignore_index=255, reduction="sum")
+    assert out["loss_unsup"].item() == pytest.approx((out["weight"] * ce / labels.numel()).item(),
+                                                     rel=1e-4)
+
+
+def test_depthmix_evaluates_the_configured_network() -> None:
+    method = _tiny_method(depth_net=None)
+    assert method.hparams.eval_net == "student" and method.hparams.ema_schedule == "warmup_average"
+    with torch.no_grad():
+        for p in method.teacher.parameters():
+            p.mul_(0.5)
+    method.eval()
+    x = torch.randn(1, 3, H, W)
+    method.teacher_ready.fill_(True)
+    with torch.no_grad():
+        torch.testing.assert_close(method.predict_probs(x), method.net(x).softmax(1))
+        method.eval_net_name = "teacher"
+        torch.testing.assert_close(method.predict_probs(x), method.teacher(x).softmax(1))
+    with pytest.raises(ValueError, match="method.eval_net='ema' is not one of"):
+        _tiny_method(depth_net=None, eval_net="ema")
+    # a checkpoint written before the mean-teacher base has no teacher_ready: it loads (trained)
+    old = {k: v for k, v in method.state_dict().items() if k != "teacher_ready"}
+    fresh = _tiny_method(depth_net=None)
+    fresh.load_state_dict(old)
+    assert bool(fresh.teacher_ready)
+
+
 def test_teacher_probabilities_use_one_hot_ground_truth_for_labeled_samples() -> None:
     method = _tiny_method(depth_net=None, mix_pool="all")
     x = torch.randn(2, 3, H, W)

@@ -27,10 +27,39 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import torch
+import torch.distributed as dist
 import torch.nn.functional as F
 from torch import nn
 
 from leseg.components.pseudo_labels import percentile
+
+
+def all_gather_keys(keys: torch.Tensor) -> torch.Tensor:
+    """All-gather the (N_r, D) keys of every rank (N_r may differ) into one (ΣN_r, D) tensor.
+
+    The ``gather_keys`` argument of :func:`u2pl_contrastive_loss` under DDP: every rank then
+    enqueues the same keys and keeps identical memory queues, as U2PL's ``dequeue_and_enqueue``
+    does with its ``concat_all_gather`` (``u2pl/utils/utils.py``). Keys are padded to the largest
+    N_r for the collective and cut back afterwards; rank order is kept.
+
+    Args:
+        keys: (N_r, D) float teacher representations on this rank's device (N_r may be 0).
+
+    Returns:
+        ``keys`` itself outside an initialised process group or with one rank, else the
+        (ΣN_r, D) concatenation over ranks 0, 1, ... (same dtype and device).
+    """
+    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
+        return keys
+    count = torch.tensor([keys.shape[0]], device=keys.device)
+    counts = [torch.zeros_like(count) for _ in range(dist.get_world_size())]
+    dist.all_gather(counts, count)
+    largest = int(max(int(c) for c in counts))
+    padded = keys.new_zeros(largest, keys.shape[1])
+    padded[: keys.shape[0]] = keys
+    gathered = [torch.zeros_like(padded) for _ in counts]
+    dist.all_gather(gathered, padded)
+    return torch.cat([g[: int(c)] for g, c in zip(gathered, counts, strict=True)])
 
 
 def u2pl_queue_sizes(num_classes: int, size: int = 30_000,

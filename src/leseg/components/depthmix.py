@@ -10,14 +10,18 @@ partner's pixel) so that :func:`~leseg.components.mixing.apply_mix` mixes images
 probabilities and validity masks alike.
 
 The pseudo-label weight (DACS / ClassMix style, one scalar per batch, as in that ``train.py``) is the
-share of pixels whose maximum (mixed) teacher probability is ≥ 0.968.
+share of pixels whose maximum (mixed) teacher probability is ≥ 0.968; the unsupervised loss is
+that weight times the CE averaged over *all* pixels, ignored ones counting 0
+(:func:`weighted_pixel_ce`), as the reference's ``cross_entropy2d(..., pixel_weights=...)``.
 """
 
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 
-__all__ = ["confidence_share_weight", "depthmix_masks", "normalize_disparity"]
+__all__ = ["confidence_share_weight", "depthmix_masks", "normalize_disparity",
+           "weighted_pixel_ce"]
 
 
 def normalize_disparity(disp: torch.Tensor, eps: float = 1e-8) -> torch.Tensor:
@@ -72,3 +76,35 @@ def confidence_share_weight(probs: torch.Tensor, threshold: float = 0.968) -> to
         raise ValueError(f"probs must be (B, K, H, W), got {tuple(probs.shape)}")
     with torch.no_grad():
         return (probs.max(dim=1).values >= threshold).float().mean()
+
+
+def weighted_pixel_ce(logits: torch.Tensor, labels: torch.Tensor, weight: torch.Tensor | float,
+                      ignore_index: int = 255) -> torch.Tensor:
+    """L_u = w · (1 / (B·H·W)) Σ_pixels CE, ignored pixels contributing 0 but counted.
+
+    Hoyer et al.'s ``calc_pseudo_label_loss`` (``train.py``) calls ``cross_entropy2d`` of
+    ``loss/loss.py`` with ``pixel_weights = w · ones``: the per-pixel CE (``reduction="none"``,
+    0 at ignored pixels) is multiplied by w and averaged over every pixel. A plain ignore-aware
+    mean would be larger by all / valid pixels whenever the pseudo-labels contain ignore
+    (GT-mixed samples, padding).
+
+    Args:
+        logits: (B, K, h, w) float student logits; bilinearly upsampled (align_corners=False) to
+            the label size if it differs.
+        labels: (B, H, W) int64 in [0, K) ∪ {ignore_index}.
+        weight: the batch's pseudo-label weight w in [0, 1] (0-d tensor or float, no gradient).
+        ignore_index: label of ignored pixels (255).
+
+    Returns:
+        0-d float tensor (0, still attached to the graph, when every pixel is ignored).
+
+    Raises:
+        ValueError: logits not (B, K, h, w) or labels not (B, H, W) with the same B.
+    """
+    if logits.dim() != 4 or labels.dim() != 3 or logits.shape[0] != labels.shape[0]:
+        raise ValueError(f"logits must be (B, K, h, w) and labels (B, H, W), got "
+                         f"{tuple(logits.shape)} and {tuple(labels.shape)}")
+    if logits.shape[-2:] != labels.shape[-2:]:
+        logits = F.interpolate(logits, size=labels.shape[-2:], mode="bilinear", align_corners=False)
+    per_pixel = F.cross_entropy(logits, labels, ignore_index=ignore_index, reduction="none")
+    return weight * per_pixel.mean()

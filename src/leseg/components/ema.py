@@ -2,8 +2,12 @@
 
 θ_teacher ← α_k · θ_teacher + (1 − α_k) · θ_student after each optimiser step k (k = 1, 2, ...).
 
-- Mean teacher with warm-up average (Tarvainen & Valpola 2017; U2PL/S4MC, Hoyer et al. 2021):
+- Mean teacher with warm-up average (Tarvainen & Valpola 2017; Hoyer et al. 2021, DACS):
   α_k = min(1 − 1/(k + 1), α), α = 0.99 — early on the teacher is the true running average.
+- U2PL / S4MC reference (``train_semi.py`` of U2PL and of ``s4mcontext/s4mc``): for the whole first
+  semi-supervised epoch the teacher's parameters *are* the student's (re-aliased at every step), i.e.
+  α_k = 0 for k ≤ one epoch of steps, then α_k = min(1 − 1/k, α) — α itself once k ≥ 1/(1 − α)
+  (:func:`u2pl_alpha`).
 - BYOL (Grill et al. 2020, §3.2): τ_k = 1 − (1 − τ_base)·(cos(πk/K) + 1)/2, from τ_base to 1.
 
 Only parameters are averaged by default; buffers (BatchNorm running statistics) are copied from the
@@ -24,6 +28,34 @@ def warmup_average_alpha(step: int, alpha: float = 0.99) -> float:
     if step < 0:
         raise ValueError(f"step must be >= 0, got {step}")
     return min(1.0 - 1.0 / (step + 1), alpha)
+
+
+def u2pl_alpha(step: int, hold_steps: int, alpha: float = 0.99) -> float:
+    """U2PL's decay: 0 for steps k ≤ ``hold_steps`` (teacher = student), then min(1 − 1/k, α).
+
+    U2PL's ``train_semi.py`` (inherited unchanged by S4MC's ``s4mcontext/s4mc``) sets
+    ``t_params.data = s_params.data`` at every step of epoch ``sup_only_epoch`` — the first
+    semi-supervised epoch — and afterwards uses ``min(1 − 1/(i_iter − L·sup_only_epoch + 1), α)``,
+    i.e. min(1 − 1/k, α) with k the 1-based optimiser step counted from the end of the warm-up and
+    L the steps per epoch. With ``hold_steps`` = L this reproduces it exactly (parameters only;
+    U2PL never copies buffers).
+
+    Args:
+        step: k ≥ 1, optimiser steps since the end of the supervised-only warm-up.
+        hold_steps: steps (≥ 0) during which the teacher follows the student (one epoch in U2PL).
+        alpha: target decay in [0, 1].
+
+    Returns:
+        α_k in [0, alpha].
+
+    Raises:
+        ValueError: step < 1 or hold_steps < 0.
+    """
+    if step < 1 or hold_steps < 0:
+        raise ValueError(f"u2pl_alpha needs step >= 1 and hold_steps >= 0, got {step}, {hold_steps}")
+    if step <= hold_steps:
+        return 0.0
+    return min(1.0 - 1.0 / step, alpha)
 
 
 def cosine_tau(step: int, total_steps: int, tau_base: float = 0.996) -> float:

@@ -43,8 +43,18 @@ def cutmix_masks(batch_size: int, height: int, width: int, area_ratio: float = 0
                  device: torch.device | str | None = None) -> torch.Tensor:
     """One random axis-aligned box per image covering ``area_ratio`` of it (to the nearest pixel).
 
-    The box aspect ratio is drawn log-uniformly so that both sides fit the image; its position is
-    uniform. Returns (B, H, W) bool, True inside the box (pixels taken from the partner).
+    The box height h is drawn log-uniformly in [area / W, H] and the width is w = round(area / h),
+    so both sides fit the image; its position is uniform. Returns (B, H, W) bool, True inside the
+    box (pixels taken from the partner).
+
+    Versus the reference (U2PL's ``generate_cutout_mask(img_size, ratio=2)``, used unchanged by
+    S4MC's ``s4mc_utils/dataset/augmentation.py``): the same area (half the image for
+    ``area_ratio=0.5``) and the same ranges of sides, h ∈ [H/2, H] and w ∈ [W/2, W], and a
+    uniform position; the reference draws the *width* uniformly (an integer in (W/2, W), W
+    itself excluded) and sets h = round(area / w). Both aspect ratios w/h span
+    [W/(2H), 2W/H]; here log(w/h) is uniform on it (median W/H, the image's own aspect), in the
+    reference w is (median 3W/4, so median w/h = 9W/(8H): boxes somewhat wider). Neither paper
+    specifies the shape; the difference changes which box shapes are common, not their area.
     """
     if not 0.0 < area_ratio < 1.0:
         raise ValueError(f"cutmix area_ratio must be in (0, 1), got {area_ratio}")

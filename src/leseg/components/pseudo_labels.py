@@ -17,9 +17,16 @@ arXiv 2308.13900; see docs/REFERENCES.md) on the U2PL recipe, following code bas
 Everything here is a plain tensor function (no Lightning, no Hydra). Probabilities are
 (B, C, H, W) float in [0, 1]; masks (B, H, W) bool; labels (B, H, W) int64 with ``ignore_index``.
 
-Dataset prior E: only the estimator (:func:`neighbour_prior`) is provided. Code base A hard-codes
-the vectors (``loss_helper.py``; VOC: 21 values ≈0.956–0.998; Cityscapes: 19 values,
-e.g. wall 0.832); no constants are shipped here; estimate E on the labeled split instead.
+Dataset prior E: the estimator (:func:`neighbour_prior`) and the published vectors
+(:data:`PUBLISHED_PRIORS`, :func:`published_prior`). The reference hard-codes E in
+``compute_unsupervised_loss`` (``s4mc_utils/utils/loss_helper.py`` of ``s4mcontext/s4mc``:
+``pascal_E_joint``, 21 values 0.956–0.998, and ``cityscapes_E_joit``, 19 values, wall 0.832) and
+uses the Cityscapes vector for every dataset that is not PASCAL. They are statistics of the
+authors' full VOC / Cityscapes training labels (how they were computed is not released), valid
+only for those class lists in trainId order, and a label-efficient run that reads them uses
+labels beyond its split. leseg therefore estimates E on the labeled split by default (the
+paper's definition) and offers the published vectors by name (``method.prior=voc|cityscapes``)
+to reproduce the reference.
 """
 
 from __future__ import annotations
@@ -36,6 +43,42 @@ import torch.nn.functional as F
 DEFAULT_BETA = math.exp(-0.5)
 #: DPA partitions: one threshold for the batch (the paper) or one per pseudo-label class (extension)
 DPA_PARTITIONS = ("global", "per_class")
+
+#: The reference's hard-coded priors E (``s4mc_utils/utils/loss_helper.py``, s4mcontext/s4mc):
+#: PASCAL VOC (21 classes, background first) and Cityscapes (19 trainIds).
+PUBLISHED_PRIORS: dict[str, tuple[float, ...]] = {
+    "voc": (0.9980886695132567, 0.9860495622941258, 0.9555923573386919, 0.9888166500147213,
+            0.9861891841249937, 0.9894536447668415, 0.9928481727772317, 0.9899944432748093,
+            0.9939554498312092, 0.9723734804881907, 0.9814734877790432, 0.992167780556063,
+            0.9921082109870506, 0.9904260573555301, 0.9877020724598903, 0.9890704556150036,
+            0.9771896568239452, 0.9865771364049042, 0.9878175644560833, 0.9948415228771397,
+            0.993315147276186),
+    "cityscapes": (0.9964431323326034, 0.9861639854327645, 0.961200350864672, 0.831981383888851,
+                   0.9733805255682632, 0.9763628214927057, 0.9914859783638212,
+                   0.9967060462154962, 0.9877697391019615, 0.98401636296503, 0.9905921230630785,
+                   0.990570758079667, 0.9847896602829518, 0.9842767938040367,
+                   0.9516618302498175, 0.9894203625002091, 0.9713330344039811,
+                   0.9448128823732177, 0.9544919165416704),
+}
+
+
+def published_prior(name: str, num_classes: int) -> torch.Tensor:
+    """The reference's prior E for ``name`` (``voc`` or ``cityscapes``) as a (K,) float64 tensor.
+
+    Raises:
+        ValueError: an unknown name, or a class count other than the vector's (21 / 19); both
+            name ``method.prior``.
+    """
+    key = str(name).lower()
+    if key not in PUBLISHED_PRIORS:
+        raise ValueError(f"method.prior={name!r}: expected a list of values, null (estimate from "
+                         f"the labeled split) or one of {sorted(PUBLISHED_PRIORS)}")
+    values = PUBLISHED_PRIORS[key]
+    if len(values) != num_classes:
+        raise ValueError(f"method.prior={key} is the published {len(values)}-class vector but "
+                         f"num_classes={num_classes}")
+    return torch.tensor(values, dtype=torch.float64)
+
 
 # (dy, dx) offsets of the neighbours of a pixel.
 _OFFSETS = {

@@ -29,7 +29,9 @@ labeled batch is added to it):
 5. pseudo-label = argmax of mixed P, ignored where max P = 0; one weight for the whole batch,
    w = share of pixels with max P ≥ 0.968
    (:func:`~leseg.components.depthmix.confidence_share_weight`);
-   L_u = ``unsup_weight`` · w · CE(student(mixed), pseudo-label);
+   L_u = ``unsup_weight`` · w · CE(student(mixed), pseudo-label), the CE averaged over *all*
+   pixels with ignored ones counting 0, as the reference's ``cross_entropy2d`` with pixel weights
+   (:func:`~leseg.components.depthmix.weighted_pixel_ce`);
 6. L = L_seg(x_l, y_l) + L_u (+ λ_depth · L_depth for a multi-task network). Multi-task: L_seg =
    (CE(final) + CE(side output)) / 2 (PAD); the depth branch's disparity on the pool drives the
    DepthMix mask (detached) and, with a frozen ``depth_net``, is distilled from it with berHu
@@ -38,10 +40,13 @@ labeled batch is added to it):
    provide. Gradient-norm clipping (10) is the trainer's
    ``gradient_clip_val``; after each optimiser step the
    :class:`~leseg.callbacks.ema.EMATeacher` callback averages the student into the teacher with
-   α_k = min(1 − 1/(k + 1), 0.99) over all parameters.
+   α_k = min(1 − 1/(k + 1), 0.99) over all parameters (``ema_schedule=warmup_average``).
 
-Evaluation uses the student (§6(e)). The module composes networks and components; it reads no
-files (the depth network is built by the config).
+Evaluation uses the student (``eval_net=student``), as the reference, whose ``train.py``
+validates the student network rather than the EMA teacher. Teacher, EMA callback and evaluated network
+come from :class:`~leseg.methods.mean_teacher.MeanTeacherSegmentation` (no supervised-only
+warm-up). The module composes networks and components; it reads no files (the depth network is
+built by the config).
 
 Logged: ``train/loss``, ``train/loss_sup``, ``train/loss_unsup``, ``train/pseudo_weight`` (w),
 ``train/mix_share`` (share of pixels taken from the partner).
@@ -49,26 +54,24 @@ Logged: ``train/loss``, ``train/loss_sup``, ``train/loss_unsup``, ``train/pseudo
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 import torch
 import torch.nn.functional as F
-from lightning.pytorch import Callback
 from torch import nn
 
-from leseg.callbacks.ema import EMATeacher
 from leseg.components.depthmix import (
     confidence_share_weight,
     depthmix_masks,
     normalize_disparity,
+    weighted_pixel_ce,
 )
-from leseg.components.losses import cross_entropy
 from leseg.components.mixing import apply_mix, classmix_masks, partner_indices
 from leseg.components.photometric import strong_photometric
 from leseg.components.pseudo_depth import berhu_loss
-from leseg.methods.supervised import SupervisedSegmentation, choice
+from leseg.methods.mean_teacher import MeanTeacherSegmentation
+from leseg.methods.supervised import choice
 
 __all__ = ["DepthMixMeanTeacher", "one_hot_probs"]
 
@@ -87,7 +90,7 @@ def one_hot_probs(labels: torch.Tensor, num_classes: int, ignore_index: int = 25
     return probs * valid.unsqueeze(1)
 
 
-class DepthMixMeanTeacher(SupervisedSegmentation):
+class DepthMixMeanTeacher(MeanTeacherSegmentation):
     """Mean teacher with DepthMix (or ClassMix) and confidence-share weighting (module docstring).
 
     Args:
@@ -107,6 +110,9 @@ class DepthMixMeanTeacher(SupervisedSegmentation):
         unsup_weight: λ_c (1.0).
         confidence_threshold: 0.968 (pseudo-label weight = share of pixels at or above it).
         ema_alpha: 0.99; ema_copy_buffers: copy BN statistics into the teacher (False).
+        ema_schedule: ``warmup_average`` (the reference's min(1 − 1/(k + 1), α)) or ``u2pl``
+            (see :class:`~leseg.methods.mean_teacher.MeanTeacherSegmentation`).
+        eval_net: ``student`` (the reference) or ``teacher``.
         teacher_train_mode: teacher forward with train-mode BN (reference) or eval mode.
         color_jitter, color_jitter_prob, blur_prob, blur_sigma, blur_kernel_ratio: strong
             perturbation (0.25, 0.8, 0.5, (0.15, 1.15), 0.1).
@@ -128,18 +134,21 @@ class DepthMixMeanTeacher(SupervisedSegmentation):
                  foreground_threshold: float = 0.0, mix_use_gt: bool = True,
                  mix_pool: str = "unlabeled", unsup_weight: float = 1.0,
                  confidence_threshold: float = 0.968, ema_alpha: float = 0.99,
-                 ema_copy_buffers: bool = False, teacher_train_mode: bool = True,
+                 ema_copy_buffers: bool = False, ema_schedule: str = "warmup_average",
+                 eval_net: str = "student", teacher_train_mode: bool = True,
                  color_jitter: float = 0.25, color_jitter_prob: float = 0.8,
                  blur_prob: float = 0.5, blur_sigma: Sequence[float] = (0.15, 1.15),
                  blur_kernel_ratio: float = 0.1,
                  image_mean: Sequence[float] = IMAGENET_MEAN,
                  image_std: Sequence[float] = IMAGENET_STD, depth_weight: float = 1.0) -> None:
         super().__init__(net, num_classes, ignore_index, optimizer, scheduler, inference,
-                         class_names, name, sup_loss, ohem_thresh, ohem_min_kept, aux_weight)
+                         class_names, name, sup_loss, ohem_thresh, ohem_min_kept, aux_weight,
+                         ema_alpha=ema_alpha, ema_copy_buffers=ema_copy_buffers,
+                         ema_schedule=ema_schedule, eval_net=eval_net)
         self.save_hyperparameters(ignore=["net", "depth_net"], logger=False)
         self.mix = choice(mix, MIXES, "method.mix")
         self.mix_pool = choice(mix_pool, MIX_POOLS, "method.mix_pool")
-        for key, value in (("ema_alpha", ema_alpha), ("confidence_threshold", confidence_threshold),
+        for key, value in (("confidence_threshold", confidence_threshold),
                            ("color_jitter_prob", color_jitter_prob), ("blur_prob", blur_prob)):
             if not 0.0 <= float(value) <= 1.0:
                 raise ValueError(f"method.{key} must be in [0, 1], got {value}")
@@ -151,7 +160,6 @@ class DepthMixMeanTeacher(SupervisedSegmentation):
         self.mix_use_gt = bool(mix_use_gt)
         self.unsup_weight = float(unsup_weight)
         self.confidence_threshold = float(confidence_threshold)
-        self.ema_alpha, self.ema_copy_buffers = float(ema_alpha), bool(ema_copy_buffers)
         self.teacher_train_mode = bool(teacher_train_mode)
         self.jitter = {"jitter_strength": float(color_jitter),
                        "jitter_prob": float(color_jitter_prob), "blur_prob": float(blur_prob),
@@ -165,9 +173,6 @@ class DepthMixMeanTeacher(SupervisedSegmentation):
         self.depth_net = depth_net if self.mix == "depthmix" else None
         if self.depth_net is not None:
             self.depth_net.requires_grad_(False)
-        self.teacher = copy.deepcopy(net)
-        self.teacher.requires_grad_(False)
-        self.ema_callback: EMATeacher | None = None
 
     # ------------------------------------------------------------------------ plumbing
     def train(self, mode: bool = True) -> DepthMixMeanTeacher:
@@ -177,21 +182,10 @@ class DepthMixMeanTeacher(SupervisedSegmentation):
             self.depth_net.eval()
         return self
 
-    def configure_callbacks(self) -> list[Callback]:
-        """The EMA teacher: α_k = min(1 − 1/(k + 1), ``ema_alpha``) after every optimiser step."""
-        if self.ema_callback is None:
-            self.ema_callback = EMATeacher(alpha=self.ema_alpha, schedule="warmup_average",
-                                           copy_buffers=self.ema_copy_buffers,
-                                           student="net", teacher="teacher")
-        return [self.ema_callback]
-
     @property
     def multitask(self) -> bool:
         """True when the student has a depth branch (``forward_multitask``)."""
         return hasattr(self.net, "forward_multitask")
-
-    def _logits(self, net: nn.Module, images: torch.Tensor) -> torch.Tensor:
-        return self.student_outputs(images)["logits"] if net is self.net else net(images)
 
     def _unit(self, images: torch.Tensor) -> torch.Tensor:
         return images * self.image_std.to(images) + self.image_mean.to(images)
@@ -305,15 +299,6 @@ class DepthMixMeanTeacher(SupervisedSegmentation):
         return labels, confidence_share_weight(probs, self.confidence_threshold)
 
     # ------------------------------------------------------------------ training step
-    @staticmethod
-    def _streams(batch: Any) -> tuple[Mapping[str, Any], Mapping[str, Any]]:
-        if not isinstance(batch, Mapping) or not {"labeled", "unlabeled"} <= set(batch):
-            keys = sorted(batch) if isinstance(batch, Mapping) else type(batch).__name__
-            raise ValueError(f"DepthMixMeanTeacher expects batches "
-                             f"{{'labeled': ..., 'unlabeled': ...}} from a semi-supervised "
-                             f"DataModule (data=<name>_semi), got {keys}")
-        return batch["labeled"], batch["unlabeled"]
-
     def compute_losses(self, labeled: Mapping[str, Any], unlabeled: Mapping[str, Any]
                        ) -> dict[str, Any]:
         """Steps 1–6 on one labeled batch and one unlabeled batch.
@@ -348,9 +333,9 @@ class DepthMixMeanTeacher(SupervisedSegmentation):
             images01, _ = strong_photometric(self._unit(images).clamp(0, 1), **self.jitter)
             images = self._normalised(images01)
             labels, weight = self.pseudo_labels(probs)
-        logits_u = self._logits(self.net, images)
-        loss_unsup = self.unsup_weight * weight * cross_entropy(logits_u, labels,
-                                                                self.ignore_index)
+        logits_u = self.net_outputs(self.net, images)["logits"]
+        loss_unsup = self.unsup_weight * weighted_pixel_ce(logits_u, labels, weight,
+                                                           self.ignore_index)
         loss = loss_sup + loss_unsup
         if loss_depth is not None:
             loss = loss + self.depth_weight * loss_depth
@@ -358,9 +343,9 @@ class DepthMixMeanTeacher(SupervisedSegmentation):
                 "loss_depth": loss_depth, "weight": weight, "mask": mask, "partner": partner,
                 "mixed_images": images, "pseudo_labels": labels}
 
-    def training_step(self, batch: Any, batch_idx: int) -> torch.Tensor:
+    def semi_supervised_step(self, labeled: Mapping[str, Any], unlabeled: Mapping[str, Any]
+                             ) -> torch.Tensor:
         """L_seg + L_u (+ λ_SDE L_SDE); scalar float32."""
-        labeled, unlabeled = self._streams(batch)
         out = self.compute_losses(labeled, unlabeled)
         n_l, n_u = labeled["image"].shape[0], out["mixed_images"].shape[0]
         self.log("train/loss_sup", out["loss_sup"], batch_size=n_l)

@@ -33,14 +33,20 @@ is the step-by-step reference this module follows. One training step, on a label
    where L_aux is the supervised criterion on the auxiliary head (Cityscapes 0.4); after the
    optimiser step the
    :class:`~leseg.callbacks.ema.EMATeacher` callback (returned by :meth:`configure_callbacks`)
-   averages the student into the teacher with α_k = min(1 − 1/(k + 1), ``ema_alpha``).
+   averages the student into the teacher. ``ema_schedule=u2pl`` (default) is the reference's
+   (U2PL / ``s4mcontext/s4mc`` ``train_semi.py``): for the whole first semi-supervised epoch the
+   teacher's parameters are the student's (α_k = 0), then α_k = min(1 − 1/k, ``ema_alpha``), k
+   counted from the end of the warm-up; ``warmup_average`` is min(1 − 1/(k + 1), ``ema_alpha``)
+   from k = 1 (the schedule leseg used before).
 
 Padded unlabeled pixels never reach a loss: they are excluded from the percentile, the kept set
 and the rescaling count, and their teacher probabilities are zeroed before the refinement, so for
 their neighbours they act like the image border (zero padding, as in the reference).
 
-The teacher is evaluated (validation, test, eval.py) as soon as the warm-up is over — the student
-before. The contrastive term needs a segmentor whose head returns representations
+With ``eval_net=teacher`` (default, as the reference) the teacher is evaluated (validation, test,
+eval.py) as soon as the warm-up is over — the student before; the mean-teacher plumbing (teacher,
+EMA callback, warm-up, evaluated network) is
+:class:`~leseg.methods.mean_teacher.MeanTeacherSegmentation`. The contrastive term needs a segmentor whose head returns representations
 (``model.head.representation_channels=256``) and the auxiliary loss one with an auxiliary head
 (``model.aux_head``); both are checked at construction. The teacher probabilities and labels the
 contrastive term uses are brought to the representation's resolution (stride 4) by bilinear / nearest
@@ -55,21 +61,17 @@ Logged: ``train/loss``, ``train/loss_sup``, ``train/loss_unsup``, ``train/loss_a
 
 from __future__ import annotations
 
-import copy
-import math
 import random
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 import torch
-import torch.distributed as dist
 import torch.nn.functional as F
-from lightning.pytorch import Callback
 from torch import nn
 
-from leseg.callbacks.ema import EMATeacher
 from leseg.components.contrastive import (
     ClassMemoryQueues,
+    all_gather_keys,
     entropy_reliability_masks,
     u2pl_contrastive_loss,
     u2pl_entropy_percent,
@@ -80,10 +82,12 @@ from leseg.components.pseudo_labels import (
     DEFAULT_BETA,
     DPA_PARTITIONS,
     neighbour_prior,
+    published_prior,
     rescaled_unsup_ce,
     s4mc_pseudo_labels,
 )
-from leseg.methods.supervised import SupervisedSegmentation, choice
+from leseg.methods.mean_teacher import MeanTeacherSegmentation
+from leseg.methods.supervised import choice
 from leseg.utils.logging import get_logger
 
 log = get_logger(__name__)
@@ -106,26 +110,7 @@ U2PL_DEFAULTS: dict[str, Any] = {
 }
 
 
-def _gather_keys(keys: torch.Tensor) -> torch.Tensor:
-    """All-gather (N_r, D) keys of every rank (different N_r) into one (ΣN_r, D) tensor.
-
-    The identity outside an initialised process group with more than one rank. Used so that all
-    ranks enqueue the same keys and keep identical memory queues (as U2PL does).
-    """
-    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
-        return keys
-    count = torch.tensor([keys.shape[0]], device=keys.device)
-    counts = [torch.zeros_like(count) for _ in range(dist.get_world_size())]
-    dist.all_gather(counts, count)
-    largest = int(max(int(c) for c in counts))
-    padded = keys.new_zeros(largest, keys.shape[1])
-    padded[: keys.shape[0]] = keys
-    gathered = [torch.zeros_like(padded) for _ in counts]
-    dist.all_gather(gathered, padded)
-    return torch.cat([g[: int(c)] for g, c in zip(gathered, counts, strict=True)])
-
-
-class S4MC(SupervisedSegmentation):
+class S4MC(MeanTeacherSegmentation):
     """S4MC mean-teacher training (module docstring); evaluation uses the teacher.
 
     Args:
@@ -137,9 +122,14 @@ class S4MC(SupervisedSegmentation):
             :class:`~leseg.methods.supervised.SupervisedSegmentation` (VOC: ``ce``; Cityscapes:
             ``ohem`` 0.7 / 100,000 pixels with an auxiliary head at 0.4).
         unsup_weight: weight of L_u (1.0).
-        ema_alpha: EMA decay α (0.99); α_k = min(1 − 1/(k + 1), α) after the warm-up.
+        ema_alpha: EMA decay α (0.99).
         ema_copy_buffers: copy the student's BN statistics into the teacher at each update
             (False: the teacher keeps its own, updated by its train-mode forward, as U2PL).
+        ema_schedule: ``u2pl`` (the reference: teacher = student for the first semi-supervised
+            epoch, then min(1 − 1/k, α)) or ``warmup_average`` (min(1 − 1/(k + 1), α) from the
+            first step); see :class:`~leseg.methods.mean_teacher.MeanTeacherSegmentation`.
+        ema_hold_steps: ``u2pl`` hold length in optimiser steps (None: one epoch).
+        eval_net: ``teacher`` (the reference, after the warm-up) or ``student``.
         sup_only_epochs: supervised-only warm-up length in epochs (VOC 1, Cityscapes 0).
         sup_only_steps: warm-up length in optimiser steps; overrides ``sup_only_epochs``.
         teacher_train_forward: run the second, train-mode teacher forward on the mixed batch
@@ -150,7 +140,9 @@ class S4MC(SupervisedSegmentation):
         beta: refinement damping β ≥ 0; None = e^(−1/2).
         connectivity: 4 or 8 neighbours.
         num_neighbours: k neighbours used by the refinement (1).
-        prior: E, K values in [0, 1]; None = estimated at ``setup("fit")`` from the labeled
+        prior: E, K values in [0, 1]; ``voc`` / ``cityscapes`` = the reference's published vectors
+            (:func:`~leseg.components.pseudo_labels.published_prior`, 21 / 19 classes); None =
+            estimated at ``setup("fit")`` from the labeled
             split's label maps (:func:`~leseg.components.pseudo_labels.neighbour_prior`), classes
             absent from it get the mean of the others.
         prior_max_images: estimate E from at most this many labeled images (evenly spaced);
@@ -193,6 +185,9 @@ class S4MC(SupervisedSegmentation):
         unsup_weight: float = 1.0,
         ema_alpha: float = 0.99,
         ema_copy_buffers: bool = False,
+        ema_schedule: str = "u2pl",
+        ema_hold_steps: int | None = None,
+        eval_net: str = "teacher",
         sup_only_epochs: int = 1,
         sup_only_steps: int | None = None,
         teacher_train_forward: bool = True,
@@ -202,7 +197,7 @@ class S4MC(SupervisedSegmentation):
         beta: float | None = None,
         connectivity: int = 4,
         num_neighbours: int = 1,
-        prior: Sequence[float] | None = None,
+        prior: Sequence[float] | str | None = None,
         prior_max_images: int | None = None,
         drop_percent: float = 60.0,
         dpa_schedule: str = "epoch",
@@ -212,7 +207,11 @@ class S4MC(SupervisedSegmentation):
         u2pl: Mapping[str, Any] | None = None,
     ) -> None:
         super().__init__(net, num_classes, ignore_index, optimizer, scheduler, inference,
-                         class_names, name, sup_loss, ohem_thresh, ohem_min_kept, aux_weight)
+                         class_names, name, sup_loss, ohem_thresh, ohem_min_kept, aux_weight,
+                         ema_alpha=ema_alpha, ema_copy_buffers=ema_copy_buffers,
+                         ema_schedule=ema_schedule, ema_hold_steps=ema_hold_steps,
+                         eval_net=eval_net, sup_only_epochs=sup_only_epochs,
+                         sup_only_steps=sup_only_steps)
         self.mix = choice(mix, MIXES, "method.mix")
         self.dpa_schedule = choice(dpa_schedule, DPA_SCHEDULES, "method.dpa_schedule")
         self.dpa_partition = choice(dpa_partition, DPA_PARTITIONS, "method.dpa_partition")
@@ -233,20 +232,12 @@ class S4MC(SupervisedSegmentation):
             raise ValueError(f"method.mix_prob must be a probability in [0, 1], got {mix_prob}")
         if not 0.0 < cutmix_area < 1.0:
             raise ValueError(f"method.cutmix_area must be in (0, 1), got {cutmix_area}")
-        if not 0.0 <= ema_alpha <= 1.0:
-            raise ValueError(f"method.ema_alpha must be in [0, 1], got {ema_alpha}")
         if not 0.0 <= drop_percent <= 100.0:
             raise ValueError(f"method.drop_percent must be in [0, 100], got {drop_percent}")
         if unsup_weight < 0:
             raise ValueError(f"method.unsup_weight must be >= 0, got {unsup_weight}")
-        if sup_only_epochs < 0 or (sup_only_steps is not None and sup_only_steps < 0):
-            raise ValueError(f"method.sup_only_epochs / sup_only_steps must be >= 0, got "
-                             f"{sup_only_epochs} / {sup_only_steps}")
         self.contrastive_weight = float(contrastive_weight)
         self.unsup_weight = float(unsup_weight)
-        self.ema_alpha, self.ema_copy_buffers = float(ema_alpha), bool(ema_copy_buffers)
-        self.sup_only_epochs = int(sup_only_epochs)
-        self.sup_only_steps = None if sup_only_steps is None else int(sup_only_steps)
         self.teacher_train_forward = bool(teacher_train_forward)
         self.mix_prob, self.cutmix_area = float(mix_prob), float(cutmix_area)
         self.beta = DEFAULT_BETA if beta is None else float(beta)
@@ -255,9 +246,6 @@ class S4MC(SupervisedSegmentation):
         self.prior_max_images = prior_max_images
         self.prior_configured = prior is not None
 
-        self.teacher = copy.deepcopy(net)
-        for p in self.teacher.parameters():
-            p.requires_grad_(False)
         # U2PL's memory queues: buffers, so they are checkpointed and restored on resume
         self.queues: ClassMemoryQueues | None = None
         if self.contrastive == "u2pl":
@@ -267,12 +255,10 @@ class S4MC(SupervisedSegmentation):
                                  int(self.u2pl["background_queue_size"])))
         # E, saved in checkpoints so that evaluation and resumed runs see the same values
         self.register_buffer("prior", torch.full((num_classes,), float("nan")))
+        if isinstance(prior, str):
+            prior = published_prior(prior, num_classes)
         if prior is not None:
             self.set_prior(prior)
-        # True once the warm-up is over: from then on the teacher is the evaluated network
-        self.register_buffer("teacher_ready", torch.tensor(False))
-        self.warmup_steps = 0
-        self.ema_callback: EMATeacher | None = None
 
     # ------------------------------------------------------------------------ prior E
     def set_prior(self, prior: Sequence[float] | torch.Tensor) -> None:
@@ -333,51 +319,17 @@ class S4MC(SupervisedSegmentation):
                  + ", ".join(f"{n}={v:.3f}" for n, v in zip(self.class_names, prior.tolist(),
                                                             strict=True)))
 
-    # --------------------------------------------------------------- teacher and schedule
-    def configure_callbacks(self) -> list[Callback]:
-        """The EMA teacher callback (α, buffers from the config; warm-up set at train start).
-
-        Created once and returned again by later ``fit``/``test`` calls of the same module.
-        """
-        if self.ema_callback is None:
-            self.ema_callback = EMATeacher(alpha=self.ema_alpha, schedule="warmup_average",
-                                           copy_buffers=self.ema_copy_buffers, warmup_steps=0,
-                                           student="net", teacher="teacher")
-        return [self.ema_callback]
-
-    def steps_per_epoch(self) -> int:
-        """Optimiser steps per epoch: ⌈batches / accumulate_grad_batches⌉ of the attached trainer."""
-        trainer = self.trainer
-        batches = trainer.num_training_batches
-        if not math.isfinite(batches):
-            raise ValueError("S4MC needs a sized train loader to convert sup_only_epochs into "
-                             "steps; set method.sup_only_steps instead")
-        return math.ceil(int(batches) / max(1, int(trainer.accumulate_grad_batches)))
-
+    # ------------------------------------------------------------------------- schedule
     def on_train_start(self) -> None:
-        """Fix the warm-up length in steps and hand it to the EMA callback."""
-        if self.sup_only_steps is not None:
-            self.warmup_steps = self.sup_only_steps
-        else:
-            self.warmup_steps = self.sup_only_epochs * self.steps_per_epoch()
-        if self.ema_callback is not None:
-            self.ema_callback.warmup_steps = self.warmup_steps
+        """Warm-up and EMA hold lengths (base class); ``dpa_schedule=epoch`` needs max_epochs.
+
+        Raises:
+            ValueError: ``dpa_schedule=epoch`` without ``trainer.max_epochs`` > 0.
+        """
+        super().on_train_start()
         if self.dpa_schedule == "epoch" and not (self.trainer.max_epochs or 0) > 0:
             raise ValueError("method.dpa_schedule=epoch needs trainer.max_epochs > 0; use "
                              "method.dpa_schedule=step for iteration-based training")
-        self._update_teacher_ready()
-
-    def _update_teacher_ready(self) -> None:
-        if not bool(self.teacher_ready) and self.global_step >= self.warmup_steps:
-            self.teacher_ready.fill_(True)
-
-    def on_train_batch_end(self, outputs: Any, batch: Any, batch_idx: int) -> None:
-        """Mark the teacher as ready once the warm-up is over (the callback reset it then)."""
-        self._update_teacher_ready()
-
-    def in_warmup(self) -> bool:
-        """True during the supervised-only warm-up (global_step < warm-up steps)."""
-        return self.global_step < self.warmup_steps
 
     def training_progress(self) -> float:
         """DPA progress in [0, 1]: current_epoch / max_epochs, global_step / total steps, or
@@ -391,17 +343,6 @@ class S4MC(SupervisedSegmentation):
         else:
             progress = self.global_step / max(1, int(trainer.estimated_stepping_batches))
         return min(max(progress, 0.0), 1.0)
-
-    @property
-    def eval_net(self) -> nn.Module:
-        """The evaluated network: the teacher after the warm-up, the student during it."""
-        return self.teacher if bool(self.teacher_ready) else self.net
-
-    def predict_probs(self, images: torch.Tensor, out_size: tuple[int, int] | None = None,
-                      tta: bool = False) -> torch.Tensor:
-        """Class probabilities (B, K, H', W') of :attr:`eval_net` with the inference protocol."""
-        predictor = self.predictor_tta if tta and self.predictor_tta is not None else self.predictor
-        return predictor(self.eval_net, images, out_size=out_size)
 
     # ------------------------------------------------------------------------- losses
     def contrastive_loss(self, student_rep: torch.Tensor, teacher_rep: torch.Tensor,
@@ -443,7 +384,7 @@ class S4MC(SupervisedSegmentation):
             anchor_prob_thresh=float(p["anchor_prob_thresh"]),
             negative_prob_thresh=float(p["negative_prob_thresh"]), low_rank=int(p["low_rank"]),
             high_rank=int(p["high_rank"]), temperature=float(p["temperature"]),
-            ignore_index=self.ignore_index, gather_keys=_gather_keys)
+            ignore_index=self.ignore_index, gather_keys=all_gather_keys)
 
     def unsupervised_loss(self, student_logits: torch.Tensor, teacher_probs: torch.Tensor,
                           classes: torch.Tensor, valid: torch.Tensor, progress: float
@@ -511,34 +452,6 @@ class S4MC(SupervisedSegmentation):
         return mixed, {"mixed": True, "partner": partner, "mask": mask}
 
     # ------------------------------------------------------------------ training step
-    @staticmethod
-    def _streams(batch: Any) -> tuple[Mapping[str, Any], Mapping[str, Any]]:
-        if not isinstance(batch, Mapping) or not {"labeled", "unlabeled"} <= set(batch):
-            keys = sorted(batch) if isinstance(batch, Mapping) else type(batch).__name__
-            raise ValueError(f"S4MC expects batches {{'labeled': ..., 'unlabeled': ...}} from a "
-                             f"semi-supervised DataModule (data=<name>_semi), got {keys}")
-        return batch["labeled"], batch["unlabeled"]
-
-    def _net_outputs(self, net: nn.Module, x: torch.Tensor, representation: bool = False
-                     ) -> dict[str, torch.Tensor]:
-        """Student outputs (:meth:`student_outputs`), or the teacher's ``logits`` / ``rep``."""
-        if net is self.net:
-            return self.student_outputs(x, representation)
-        return net.forward_train(x, representation=True) if representation else {"logits": net(x)}
-
-    def _forward_pair(self, net: nn.Module, x_l: torch.Tensor, x_u: torch.Tensor,
-                      representation: bool = False
-                      ) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
-        """Outputs on x_l and on x_u from one forward over concat(x_l, x_u) (shared BN
-        statistics, as U2PL) when the sizes allow it, else from two forwards."""
-        if x_l.shape[1:] == x_u.shape[1:]:
-            out = self._net_outputs(net, torch.cat([x_l, x_u]), representation)
-            n_l = x_l.shape[0]
-            return ({k: v[:n_l] for k, v in out.items()}, {k: v[n_l:] for k, v in out.items()})
-        return (self._net_outputs(net, x_l, representation),
-                self._net_outputs(net, x_u, representation))
-
-
     def compute_losses(self, labeled: Mapping[str, Any], unlabeled: Mapping[str, Any],
                        progress: float) -> dict[str, Any]:
         """Steps 2–9 of the module docstring on one labeled and one unlabeled batch.
@@ -568,12 +481,12 @@ class S4MC(SupervisedSegmentation):
             if self.teacher_train_forward or contrastive:
                 # step 5: train-mode teacher pass on concat(x_l, mixed x_u)
                 self.teacher.train()
-                teacher_l, teacher_u = self._forward_pair(self.teacher, x_l, x_u, contrastive)
+                teacher_l, teacher_u = self.forward_pair(self.teacher, x_l, x_u, contrastive)
                 if self.teacher_train_forward:
                     probs = teacher_u["logits"].float().softmax(dim=1)
         self.teacher.train(teacher_was_training)
 
-        student_l, student_u = self._forward_pair(self.net, x_l, x_u, contrastive)
+        student_l, student_u = self.forward_pair(self.net, x_l, x_u, contrastive)
         loss_sup, loss_aux = self.labeled_loss(student_l, y_l)
         loss_unsup, stats = self.unsupervised_loss(student_u["logits"], probs, classes, valid,
                                                    progress)
@@ -592,20 +505,11 @@ class S4MC(SupervisedSegmentation):
                 "drop_percent": stats["drop_percent"], "pseudo_labels": stats["labels"],
                 "mix": mix_info}
 
-    def training_step(self, batch: Any, batch_idx: int) -> torch.Tensor:
-        """Supervised loss during the warm-up, S4MC's L_sup + L_u afterwards (scalar float32)."""
-        labeled, unlabeled = self._streams(batch)
-        n_l = labeled["image"].shape[0]
-        if self.in_warmup():
-            loss, loss_aux = self.labeled_loss(self.student_outputs(labeled["image"]),
-                                               labeled["label"])
-            if loss_aux is not None:
-                self.log("train/loss_aux", loss_aux, batch_size=n_l)
-            self.log("train/loss_sup", loss, batch_size=n_l)
-            self.log("train/loss", loss, prog_bar=True, batch_size=n_l)
-            return loss
+    def semi_supervised_step(self, labeled: Mapping[str, Any], unlabeled: Mapping[str, Any]
+                             ) -> torch.Tensor:
+        """S4MC's L_sup + L_u (+ L_c) after the warm-up (scalar float32), with its logs."""
         out = self.compute_losses(labeled, unlabeled, self.training_progress())
-        n_u = unlabeled["image"].shape[0]
+        n_l, n_u = labeled["image"].shape[0], unlabeled["image"].shape[0]
         if out["loss_aux"] is not None:
             self.log("train/loss_aux", out["loss_aux"], batch_size=n_l)
         if out["loss_contrastive"] is not None:
