@@ -236,6 +236,21 @@ def test_depthmix_trains_on_synthetic_city_and_the_teacher_follows(data_dir: Pat
                                start, rtol=0, atol=0)
 
 
+def test_segmentation_head_is_two_1x1_convs_with_nothing_between() -> None:
+    from leseg.models.depth.segmentation import segmentation_head
+
+    head = segmentation_head(2, 2, 1)
+    assert [type(m) for m in head] == [torch.nn.Conv2d, torch.nn.Conv2d]
+    assert head[0].bias is None and head[1].bias is not None
+    with torch.no_grad():
+        head[0].weight.copy_(torch.tensor([[1.0, 2.0], [3.0, 4.0]]).view(2, 2, 1, 1))
+        head[1].weight.copy_(torch.tensor([[1.0, 2.0]]).view(1, 2, 1, 1))
+        head[1].bias.fill_(0.5)
+        x = torch.tensor([1.0, -1.0]).view(1, 2, 1, 1)
+        # W1 x = (-1, -1); W2 (-1, -1) + 0.5 = -2.5 (a ReLU between would give 0.5)
+        assert float(head(x)) == pytest.approx(-2.5)
+
+
 # -------------------------------------------------------------- annotation selection
 def test_farthest_point_sampling_on_hand_made_points() -> None:
     from leseg.components.selection import farthest_point_sampling, pairwise_distances
