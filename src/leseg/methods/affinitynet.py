@@ -5,8 +5,9 @@ Supervised Semantic Segmentation" (CVPR 2018, §3.2–3.3); reference ``jiwoon-a
 SSENet (METHODS.md §5(b), §5(c), §5(e).4). One training step on crops x (B, 3, H, W) with the two
 CRF label maps (``crf_la``: α = 4, ``crf_ha``: α = 24; (B, H, W), 255 = padding) jointly cropped:
 
-1. both maps → stride-8 grid by average pooling of their one-hot maps and argmax
-   (:func:`~leseg.components.affinity.downsample_labels`);
+1. both maps → stride-8 grid by average pooling of their one-hot maps and argmax, i.e. the
+   majority label of each 8×8 cell (:func:`~leseg.components.affinity.downsample_labels`; the
+   reference pools the CRF score maps instead, which differs at class boundaries: see there);
 2. affinity labels: confident foreground from ``la``, confident background from ``ha``, the rest
    ignored (:func:`~leseg.components.affinity.affinity_labels`);
 3. pair sets within radius 5 (P_bg+, P_fg+, P−) and affinities a_ij = exp(−mean|f_i − f_j|) of the
