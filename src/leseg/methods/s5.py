@@ -17,8 +17,12 @@ validation / test the generator is seeded by the image name (``generator_for(nam
 exactly (the reference re-draws at every validation, METHODS.md §2(g) item 2).
 
 Resolution (METHODS.md §2(a)): the binary target and the suggestion are built at the label's
-resolution; the (3 + k)-channel input is resized by ``input_scale`` (S5: 0.5, 1024×2048 → 512×1024,
-bilinear) and the logits are upsampled back to the label for the loss and the metrics.
+resolution; the (3 + k)-channel input — image and suggestion together, as the reference's
+``ResizeImage`` on the 4-channel tensor (``transforms_vision.py``) — is resized by ``input_scale``
+(S5: 0.5, 1024×2048 → 512×1024, bilinear, align_corners=False: torchvision's ``TF.resize`` default,
+without antialiasing as in the 2021 torchvision the reference ran on) and the logits are upsampled
+back to the label for the loss and the metrics (bilinear, align_corners=True as the reference's
+``ISSModelWrapper.run_batch``).
 
 Metrics, pooled over the dataset (sums of intersections and unions, METHODS.md §2(f)):
 ``<stage>/fg_IoU`` (prediction), ``<stage>/suggestion_IoU`` (the suggestion alone: channel
@@ -125,7 +129,8 @@ class S5(SegmentationModule):
             ``box`` | ``none``, a mapping ``{name: ..., **kwargs}``, or a list (combined).
         input_scale: resize factor of the (3 + k)-channel input (S5: 0.5); logits are upsampled
             to the label size.
-        align_corners: of the input resize and the logits upsampling (S5: True).
+        align_corners: of the logits upsampling to the label size (S5: True).
+        input_align_corners: of the ``input_scale`` resize of image + suggestion (S5: False).
         suggestion_iou_channel: channel thresholded at 0.5 for ``suggestion_IoU``.
         noc_images: validation images (first in loader order) used for NoC, our extension;
             0 disables.
@@ -146,7 +151,8 @@ class S5(SegmentationModule):
                  optimizer: dict[str, Any] | None = None, scheduler: dict[str, Any] | None = None,
                  inference: dict[str, Any] | None = None, class_names: list[str] | None = None,
                  name: str = "s5", suggestion: Any = "block", input_scale: float = 1.0,
-                 align_corners: bool = True, suggestion_iou_channel: int = 0,
+                 align_corners: bool = True, input_align_corners: bool = False,
+                 suggestion_iou_channel: int = 0,
                  noc_images: int = 4, noc_max_clicks: int = 20,
                  noc_thresholds: Sequence[float] = (0.85, 0.9), noc_every_n_epochs: int = 1
                  ) -> None:
@@ -173,6 +179,7 @@ class S5(SegmentationModule):
         widen_input_conv(getattr(net, "backbone", net), 3 + k)
         self.input_scale = float(input_scale)
         self.align_corners = bool(align_corners)
+        self.input_align_corners = bool(input_align_corners)
         self.suggestion_iou_channel = int(suggestion_iou_channel)
         self.noc_images = int(noc_images)
         self.noc_max_clicks = int(noc_max_clicks)
@@ -243,12 +250,17 @@ class S5(SegmentationModule):
 
     # ------------------------------------------------------------------------------ model
     def net_input(self, images: torch.Tensor, suggestion: torch.Tensor) -> torch.Tensor:
-        """(B, 3 + k, h, w) network input: images ⧺ suggestion, resized by ``input_scale``."""
+        """(B, 3 + k, h, w) network input: images ⧺ suggestion, resized by ``input_scale``.
+
+        Both are resized together (bilinear, ``input_align_corners``, S5: False), so a 0/1
+        suggestion becomes fractional at its borders after a 0.5 resize.
+        """
         x = torch.cat([images, suggestion.to(images.dtype)], dim=1) if suggestion.shape[1] \
             else images
         if self.input_scale != 1.0:
             size = (round(x.shape[-2] * self.input_scale), round(x.shape[-1] * self.input_scale))
-            x = F.interpolate(x, size=size, mode="bilinear", align_corners=self.align_corners)
+            x = F.interpolate(x, size=size, mode="bilinear",
+                              align_corners=self.input_align_corners)
         return x
 
     def batch_logits(self, batch: dict[str, Any]) -> torch.Tensor:
