@@ -46,7 +46,8 @@ from leseg.components.random_walk import (
 from leseg.data.image_labels import ImageLabelDataModule, image_label_from_mask, load_image_labels
 from leseg.data.voc import VOCSegmentation
 from leseg.methods.affinitynet import AffinityNet
-from leseg.methods.ssenet import SSENetCAM, four_param_groups
+from leseg.methods.optim import four_param_groups
+from leseg.methods.ssenet import SSENetCAM
 from leseg.models.heads.affinity import AffinityNetModel
 from leseg.models.heads.cam import CAMNet
 from leseg.models.resnet38 import ResNet38, TimmCAMTrunk
@@ -376,7 +377,7 @@ def test_ssenet_loss_terms_and_plain_cam_switch() -> None:
 
 
 def test_four_parameter_groups_put_weight_decay_in_its_slot() -> None:
-    from leseg.methods.ssenet import build_four_group_optimizer
+    from leseg.methods.optim import build_four_group_optimizer
 
     net = CAMNet(ResNet38(width=1 / 16, freeze_bn=False), num_classes=21)  # BN biases train
     net.head.classifier.bias = torch.nn.Parameter(torch.zeros(20))  # give the head a bias too

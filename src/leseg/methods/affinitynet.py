@@ -14,7 +14,7 @@ CRF label maps (``crf_la``: α = 4, ``crf_ha``: α = 24; (B, H, W), 255 = paddin
    448-d features;
 4. L = ¼·L_bg+ + ¼·L_fg+ + ½·L− (:func:`~leseg.components.affinity.affinity_loss`).
 
-The optimiser is SSENet's four-group poly SGD (:func:`leseg.methods.ssenet.four_param_groups`,
+The optimiser is SSENet's four-group poly SGD (:func:`leseg.methods.optim.four_param_groups`,
 weight decay in its own slot). No validation metric: the random-walk stage
 (:mod:`leseg.stages.ssenet`) measures the pseudo-masks.
 
@@ -37,7 +37,7 @@ from leseg.components.affinity import (
     affinity_loss,
     downsample_labels,
 )
-from leseg.methods.ssenet import four_group_poly_optimizers
+from leseg.methods.optim import four_group_poly_optimizers
 
 __all__ = ["AffinityNet"]
 

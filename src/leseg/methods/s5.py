@@ -59,7 +59,6 @@ from leseg.components.suggestions import (
 )
 from leseg.data.binarize import generator_for
 from leseg.methods.base import SegmentationModule
-from leseg.methods.optim import build_optimizer, build_scheduler, param_groups
 from leseg.metrics.interactive import Click, NoCAggregator, noc
 from leseg.models.stem import widen_input_conv
 from leseg.utils.logging import get_logger
@@ -138,7 +137,8 @@ class S5(SegmentationModule):
         noc_every_n_epochs: run NoC in the validation of every n-th epoch (epochs n, 2n, ...;
             ``trainer.max_epochs`` = only the last one).
         optimizer, scheduler: as :class:`SegmentationModule`; ``scheduler.interval: epoch`` makes
-            the schedule count epochs (S5's MultiStep milestones 60/120/150 are in epochs).
+            the schedule count epochs (S5's MultiStep milestones 60/120/150 are in epochs). Null:
+            Adam lr 5e-4, constant LR.
         inference, ignore_index, class_names, name: as :class:`SegmentationModule`.
 
     Raises:
@@ -146,6 +146,9 @@ class S5(SegmentationModule):
             ``suggestion_iou_channel`` out of range, bad NoC settings; KeyError / TypeError: a bad
             ``suggestion`` (names ``method.suggestion``).
     """
+
+    DEFAULT_OPTIMIZER = {"name": "adam", "lr": 5e-4}
+    DEFAULT_SCHEDULER = {"name": "constant"}
 
     def __init__(self, net: nn.Module, num_classes: int = 2, ignore_index: int = 255,
                  optimizer: dict[str, Any] | None = None, scheduler: dict[str, Any] | None = None,
@@ -285,30 +288,6 @@ class S5(SegmentationModule):
         loss = cross_entropy(self.batch_logits(batch), batch["label"], self.ignore_index)
         self.log("train/loss", loss, prog_bar=True, batch_size=batch["label"].shape[0])
         return loss
-
-    def configure_optimizers(self) -> dict[str, Any]:
-        """As the base class, plus ``scheduler.interval``: ``step`` (default) or ``epoch``.
-
-        With ``epoch`` the schedule's step counter is the epoch (S5: MultiStep at epochs
-        60/120/150, γ = 0.3, METHODS.md §2(e)) and its length ``trainer.max_epochs``.
-        """
-        opt_cfg = dict(self.hparams.optimizer or {"name": "adam", "lr": 5e-4})
-        sched_cfg = dict(self.hparams.scheduler or {"name": "constant"})
-        interval = str(sched_cfg.pop("interval", "step"))
-        if interval not in ("step", "epoch"):
-            raise ValueError(f"method.scheduler.interval must be 'step' or 'epoch', got "
-                             f"{interval!r}")
-        backbone = getattr(self.net, "backbone", None)
-        groups = param_groups(backbone, self.parameters(), lr=opt_cfg.get("lr", 5e-4),
-                              head_lr_mult=opt_cfg.pop("head_lr_mult", 1.0))
-        optimizer = build_optimizer(groups, **opt_cfg)
-        if "milestones" in sched_cfg:
-            sched_cfg["milestones"] = tuple(int(m) for m in sched_cfg["milestones"])
-        total = (int(self.trainer.max_epochs or 1) if interval == "epoch"
-                 else int(self.trainer.estimated_stepping_batches))
-        scheduler = build_scheduler(optimizer, max(total, 1), **sched_cfg)
-        return {"optimizer": optimizer,
-                "lr_scheduler": {"scheduler": scheduler, "interval": interval, "frequency": 1}}
 
     # ------------------------------------------------------------------------- evaluation
     def _accumulate(self, stage: str, fg_prob: torch.Tensor, batch: dict[str, Any]) -> None:
