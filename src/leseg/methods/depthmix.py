@@ -68,7 +68,8 @@ from leseg.components.losses import cross_entropy
 from leseg.components.mixing import apply_mix, classmix_masks, partner_indices
 from leseg.components.photometric import strong_photometric
 from leseg.components.pseudo_depth import berhu_loss
-from leseg.methods.supervised import SupervisedSegmentation, choice
+from leseg.methods.supervised import SupervisedSegmentation
+from leseg.utils.config import choice
 
 __all__ = ["DepthMixMeanTeacher", "one_hot_probs"]
 

@@ -83,7 +83,8 @@ from leseg.components.pseudo_labels import (
     rescaled_unsup_ce,
     s4mc_pseudo_labels,
 )
-from leseg.methods.supervised import SupervisedSegmentation, choice
+from leseg.methods.supervised import SupervisedSegmentation
+from leseg.utils.config import choice
 from leseg.utils.logging import get_logger
 
 log = get_logger(__name__)
