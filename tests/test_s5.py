@@ -297,3 +297,18 @@ def test_visualise_errors_name_the_key(tmp_path: Path) -> None:
         visualize_main(["ckpt_path=x", "rows=2"])
     with pytest.raises(FileNotFoundError, match="no checkpoint file"):
         visualize_main([f"ckpt_path={tmp_path / 'missing.ckpt'}"])
+
+
+def test_s5_method_does_not_import_the_data_layer() -> None:
+    # methods receive samples from a DataModule; the shared per-image seeding is in leseg.utils
+    import ast
+    import inspect
+
+    import leseg.methods.s5 as s5_module
+
+    tree = ast.parse(inspect.getsource(s5_module))
+    imported = {node.module for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)}
+    imported |= {a.name for node in ast.walk(tree) if isinstance(node, ast.Import)
+                 for a in node.names}
+    assert "leseg.utils.seeding" in imported
+    assert not [m for m in imported if m and m.startswith("leseg.data")]

@@ -57,11 +57,11 @@ from leseg.components.suggestions import (
     build_suggestion,
     encode_clicks,
 )
-from leseg.data.binarize import generator_for
 from leseg.methods.base import SegmentationModule
 from leseg.metrics.interactive import Click, NoCAggregator, noc
 from leseg.models.stem import widen_input_conv
 from leseg.utils.logging import get_logger
+from leseg.utils.seeding import generator_for
 
 log = get_logger(__name__)
 
