@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from leseg.data.binarize import BinarizeTarget, generator_for, stable_seed
+from leseg.data.binarize import BinarizeTarget
+from leseg.utils.seeding import generator_for, stable_seed
 
 
 def _label() -> torch.Tensor:

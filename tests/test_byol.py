@@ -16,12 +16,13 @@ from torch import nn
 from torch.utils.data import DataLoader
 
 from leseg.callbacks.linear_probe import LinearProbe, fit_linear_probe
+from leseg.components.byol import byol_loss, normalized_regression_loss
 from leseg.components.ema import cosine_tau
 from leseg.data.datamodules import collate_samples
 from leseg.data.unlabeled import UnlabeledDataModule
 from leseg.export import export_backbone
 from leseg.export import main as export_main
-from leseg.methods.byol import BYOL, byol_loss, normalized_regression_loss
+from leseg.methods.byol import BYOL
 from leseg.models.backbones import build_backbone
 from leseg.tasks.train import train
 

@@ -6,7 +6,13 @@ import pytest
 import torch
 from torch import nn
 
-from leseg.methods.optim import build_optimizer, build_scheduler, lr_factor, param_groups
+from leseg.methods.optim import (
+    build_optimizer,
+    build_scheduler,
+    lightning_optimizers,
+    lr_factor,
+    param_groups,
+)
 
 
 def test_poly_factor_matches_formula() -> None:
@@ -47,3 +53,26 @@ def test_head_gets_multiplied_lr_and_scheduler_steps_per_iteration() -> None:
 def test_unknown_optimizer_is_named() -> None:
     with pytest.raises(ValueError, match="optimizer.name='lamb'"):
         build_optimizer([{"params": [torch.zeros(1, requires_grad=True)], "lr": 1.0}], name="lamb")
+
+
+def test_lightning_optimizers_count_steps_or_epochs() -> None:
+    trainer = type("T", (), {"max_epochs": 10, "estimated_stepping_batches": 100})()
+
+    def lr_after(n: int, **sched) -> tuple[float, str]:
+        opt = torch.optim.SGD(nn.Linear(2, 1).parameters(), lr=1.0)
+        conf = lightning_optimizers(opt, sched, trainer)
+        assert conf["optimizer"] is opt and conf["lr_scheduler"]["frequency"] == 1
+        for _ in range(n):
+            opt.step()
+            conf["lr_scheduler"]["scheduler"].step()
+        return opt.param_groups[0]["lr"], conf["lr_scheduler"]["interval"]
+
+    # linear poly: over K = 100 optimiser steps by default, over K = 10 epochs with "epoch"
+    assert lr_after(50, name="poly", power=1.0) == (pytest.approx(0.5), "step")
+    assert lr_after(5, name="poly", power=1.0, interval="epoch") == (pytest.approx(0.5), "epoch")
+    # milestones from a config list; x0.1 at epoch 2
+    assert lr_after(2, name="step", milestones=[2], gamma=0.1, interval="epoch")[0] == \
+        pytest.approx(0.1)
+    with pytest.raises(ValueError, match="method.scheduler.interval"):
+        lr_after(0, name="constant", interval="iteration")
+

@@ -124,6 +124,22 @@ def _echo_s5(**kwargs) -> S5:
     return model
 
 
+def test_input_half_resize_uses_align_corners_false_for_image_and_suggestion() -> None:
+    # S5's ResizeImage (torchvision TF.resize, bilinear) on the 4-channel tensor: align_corners
+    # False, so output column j samples source x = 2j + 0.5 (0.5 and 2.5 for 4 -> 2 columns)
+    model = _echo_s5(suggestion="block", input_scale=0.5)
+    images = torch.tensor([0.0, 1.0, 2.0, 3.0]).expand(1, 3, 2, 4)
+    suggestion = torch.tensor([0.0, 1.0, 0.0, 0.0]).expand(1, 1, 2, 4)
+    x = model.net_input(images, suggestion)
+    assert x.shape == (1, 4, 1, 2)
+    assert x[0, :3, 0].tolist() == [[0.5, 2.5]] * 3
+    assert x[0, 3, 0].tolist() == [0.5, 0.0]
+    # align_corners=True (the logits' upsampling setting) would sample x = 0 and 3 instead
+    corners = _echo_s5(suggestion="block", input_scale=0.5, input_align_corners=True)
+    assert corners.net_input(images, suggestion)[0, 3, 0].tolist() == [0.0, 0.0]
+    assert model.align_corners is True  # logits are still upsampled with align_corners=True
+
+
 def test_s5_widens_the_network_and_checks_classes_and_suggestion() -> None:
     model = _echo_s5(suggestion={"name": "click", "num_negative": 1})
     assert model.num_suggestion_channels == 2 and model.net.conv.weight.shape[1] == 5
@@ -281,3 +297,18 @@ def test_visualise_errors_name_the_key(tmp_path: Path) -> None:
         visualize_main(["ckpt_path=x", "rows=2"])
     with pytest.raises(FileNotFoundError, match="no checkpoint file"):
         visualize_main([f"ckpt_path={tmp_path / 'missing.ckpt'}"])
+
+
+def test_s5_method_does_not_import_the_data_layer() -> None:
+    # methods receive samples from a DataModule; the shared per-image seeding is in leseg.utils
+    import ast
+    import inspect
+
+    import leseg.methods.s5 as s5_module
+
+    tree = ast.parse(inspect.getsource(s5_module))
+    imported = {node.module for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)}
+    imported |= {a.name for node in ast.walk(tree) if isinstance(node, ast.Import)
+                 for a in node.names}
+    assert "leseg.utils.seeding" in imported
+    assert not [m for m in imported if m and m.startswith("leseg.data")]

@@ -105,6 +105,11 @@ def test_unlabeled_batch_size_and_errors(tmp_path: Path) -> None:
     dm = _voc(tmp_path, split=3, splits_dir=str(splits), batch_size=1, unlabeled_batch_size=3)
     (batch, *_), = list(iter(dm.train_dataloader()))  # max(3, 3) // 3 = one step
     assert batch["labeled"]["image"].shape[0] == 1 and batch["unlabeled"]["image"].shape[0] == 3
+    # under DDP both global batch sizes are split over the processes, the same rule for each
+    dm.trainer = type("T", (), {"world_size": 3})()
+    assert dm.per_device_unlabeled_batch_size() == 1
+    with pytest.raises(ValueError, match="global batch_size=1 is not divisible by world_size=3"):
+        dm.per_device_batch_size()
 
 
 def test_label_maps_for_the_prior_are_untransformed(tmp_path: Path) -> None:

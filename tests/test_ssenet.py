@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 from PIL import Image
 
 from leseg.components.affinity import (
@@ -45,7 +46,8 @@ from leseg.components.random_walk import (
 from leseg.data.image_labels import ImageLabelDataModule, image_label_from_mask, load_image_labels
 from leseg.data.voc import VOCSegmentation
 from leseg.methods.affinitynet import AffinityNet
-from leseg.methods.ssenet import SSENetCAM, four_param_groups
+from leseg.methods.optim import four_param_groups
+from leseg.methods.ssenet import SSENetCAM
 from leseg.models.heads.affinity import AffinityNetModel
 from leseg.models.heads.cam import CAMNet
 from leseg.models.resnet38 import ResNet38, TimmCAMTrunk
@@ -187,6 +189,21 @@ def test_downsample_labels_majority_and_padding() -> None:
     lab[0, :3, 8:16] = 3  # minority (3 of 8 rows) inside the middle cell
     lab[0, 8:, 8:16] = 4
     assert downsample_labels(lab, 8, 21).tolist() == [[[1, 2, 255], [1, 4, 255]]]
+
+
+def test_downsample_labels_is_the_label_majority_not_the_pooled_crf_scores() -> None:
+    # one 2x2 cell: three pixels of class 1 at CRF score 0.6 (background 0.4), one background
+    # pixel at score 1.0. Pooled scores (the reference): bg (3 * 0.4 + 1) / 4 = 0.55 > 0.45, so
+    # background; the majority of the labels (leseg, documented deviation): class 1.
+    scores = torch.tensor([[[0.4, 0.4], [0.4, 1.0]], [[0.6, 0.6], [0.6, 0.0]]])  # (2, 2, 2)
+    labels = scores.argmax(0)[None]
+    assert labels.tolist() == [[[1, 1], [1, 0]]]
+    pooled = F.avg_pool2d(scores[None], 2)[0, :, 0, 0]
+    assert pooled.tolist() == pytest.approx([0.55, 0.45]) and int(pooled.argmax()) == 0
+    assert downsample_labels(labels, 2, 2).tolist() == [[[1]]]
+    # a tie goes to the lower class; an all-ignore cell stays ignored
+    tie = torch.tensor([[[0, 1, 255, 255], [0, 1, 255, 255]]])
+    assert downsample_labels(tie, 2, 2).tolist() == [[[0, 255]]]
 
 
 # ------------------------------------------------------------------------- random walk
@@ -360,7 +377,7 @@ def test_ssenet_loss_terms_and_plain_cam_switch() -> None:
 
 
 def test_four_parameter_groups_put_weight_decay_in_its_slot() -> None:
-    from leseg.methods.ssenet import build_four_group_optimizer
+    from leseg.methods.optim import build_four_group_optimizer
 
     net = CAMNet(ResNet38(width=1 / 16, freeze_bn=False), num_classes=21)  # BN biases train
     net.head.classifier.bias = torch.nn.Parameter(torch.zeros(20))  # give the head a bias too

@@ -288,6 +288,21 @@ def test_depthmix_trains_on_synthetic_city_and_the_teacher_follows(data_dir: Pat
                                start, rtol=0, atol=0)
 
 
+def test_segmentation_head_is_two_1x1_convs_with_nothing_between() -> None:
+    from leseg.models.depth.segmentation import segmentation_head
+
+    head = segmentation_head(2, 2, 1)
+    assert [type(m) for m in head] == [torch.nn.Conv2d, torch.nn.Conv2d]
+    assert head[0].bias is None and head[1].bias is not None
+    with torch.no_grad():
+        head[0].weight.copy_(torch.tensor([[1.0, 2.0], [3.0, 4.0]]).view(2, 2, 1, 1))
+        head[1].weight.copy_(torch.tensor([[1.0, 2.0]]).view(1, 2, 1, 1))
+        head[1].bias.fill_(0.5)
+        x = torch.tensor([1.0, -1.0]).view(1, 2, 1, 1)
+        # W1 x = (-1, -1); W2 (-1, -1) + 0.5 = -2.5 (a ReLU between would give 0.5)
+        assert float(head(x)) == pytest.approx(-2.5)
+
+
 # -------------------------------------------------------------- annotation selection
 def test_farthest_point_sampling_on_hand_made_points() -> None:
     from leseg.components.selection import farthest_point_sampling, pairwise_distances
@@ -309,23 +324,49 @@ def test_farthest_point_sampling_on_hand_made_points() -> None:
         farthest_point_sampling(d, 3, initial=[1, 1])
 
 
-def test_depth_error_and_selection_features_by_hand() -> None:
-    from leseg.components.selection import depth_error, selection_features
+def test_depth_error_by_hand_mean_over_all_pixels_on_normalised_teacher() -> None:
+    from leseg.components.selection import depth_error
 
-    teacher = torch.full((1, 1, 10, 10), 0.5)
+    # normalised teacher t: 0.5 everywhere, its minimum 0 at (4, 9), its maximum 1 at (9, 0);
+    # raw teacher = 0.2 + 0.4 t (no raw value is below 0.07: only the normalised one is far)
+    t = torch.full((1, 1, 10, 10), 0.5)
+    t[..., 4, 9], t[..., 9, 0] = 0.0, 1.0
+    teacher = 0.2 + 0.4 * t
     student = torch.full((1, 1, 10, 10), 0.5)
-    student[..., :5, :] = math.e - 1  # log(1 + d) = 1 in the top half
-    err = float(math.log(math.e) - math.log(1.5))
-    # bottom 13 % → 1 row cut: 9 kept rows, 5 of them with error
-    assert float(depth_error(student, teacher)) == pytest.approx(5 / 9 * err)
-    teacher[..., 0, 0] = 0.01  # far pixel: its 7x7 neighbourhood (rows/cols 0-3) is left out
-    kept_err_rows = 5 * 10 - 16
-    assert float(depth_error(student, teacher)) == pytest.approx(
-        kept_err_rows * err / (9 * 10 - 16))
+    student[..., :5, :] = math.e - 1  # log(1 + d) = 1 in the top half, error 0 below
+    err = 1.0 - math.log(1.5)
+    # masked: rows >= int(0.87 * 10) = 8 (ego car) and the 7x7 dilation of the far pixel (4, 9),
+    # i.e. rows 1-7 x cols 6-9, of which rows 1-4 (16 pixels) lie in the top half. The mean runs
+    # over all 100 pixels, masked ones counting 0.
+    expected = (50 - 16) * err / 100
+    assert float(depth_error(student, teacher)) == pytest.approx(expected)
+    assert float(depth_error(student[:, 0], t[:, 0], normalize_teacher=False)) == pytest.approx(
+        expected)
+    # the raw teacher (no normalisation): nothing is far, and log(1 + 0.4) differs from log(1.5)
+    raw = depth_error(student, teacher, normalize_teacher=False)
+    assert float(raw) != pytest.approx(expected)
+    # everything far: 0
+    assert float(depth_error(student, torch.zeros_like(teacher))) == 0.0
+    with pytest.raises(ValueError, match="differ in shape"):
+        depth_error(student, teacher[..., :5])
+
+
+def test_selection_features_standardise_per_channel_over_candidates_and_positions() -> None:
+    from leseg.components.selection import selection_features
+
+    x = torch.zeros(2, 2, 1, 2)  # N = 2 candidates, C = 2 channels, 1 x 2 positions
+    x[:, 0] = torch.tensor([[[1.0, 3.0]], [[5.0, 7.0]]])
+    x[:, 1] = 2.0  # constant channel
+    # channel 0 pooled over the 4 values 1, 3, 5, 7: mean 4, unbiased std sqrt(20 / 3)
+    std = math.sqrt(20 / 3)
+    feats = selection_features(x, size=(1, 2))
+    expected = torch.tensor([[-3 / std, -1 / std, 0.0, 0.0], [1 / std, 3 / std, 0.0, 0.0]])
+    torch.testing.assert_close(feats, expected)
     feats = selection_features(torch.randn(6, 3, 8, 16))
     assert feats.shape == (6, 3 * 32)
-    torch.testing.assert_close(feats.mean(0), torch.zeros(96), atol=1e-5, rtol=0)
-    torch.testing.assert_close(feats.std(0, unbiased=False), torch.ones(96), atol=1e-4, rtol=0)
+    per_channel = feats.view(6, 3, 32).transpose(0, 1).reshape(3, -1)
+    torch.testing.assert_close(per_channel.mean(1), torch.zeros(3), atol=1e-5, rtol=0)
+    torch.testing.assert_close(per_channel.std(1), torch.ones(3), atol=1e-4, rtol=0)
 
 
 @pytest.mark.slow

@@ -153,6 +153,17 @@ def test_datamodule_yields_two_view_batches_without_labels(city_dm: UnlabeledDat
     assert len(city_dm.train_dataloader()) == 2
 
 
+def test_global_batch_size_is_split_over_ddp_processes(city_dm: UnlabeledDataModule) -> None:
+    import types
+
+    city_dm.trainer = types.SimpleNamespace(world_size=3)
+    assert city_dm.per_device_batch_size() == 1  # global 3 over 3 processes
+    city_dm.trainer = types.SimpleNamespace(world_size=2)
+    with pytest.raises(ValueError, match="'synthetic_city_unlabeled': global batch_size=3 is not "
+                                         "divisible by world_size=2"):
+        city_dm.train_dataloader()
+
+
 def test_probe_images_are_labelled_and_spread_over_the_split(city_dm: UnlabeledDataModule) -> None:
     probe = city_dm.probe_dataset()
     names = [probe[i]["name"] for i in range(len(probe))]

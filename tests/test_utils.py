@@ -80,3 +80,11 @@ def test_per_seed_and_source_commit(tmp_path, monkeypatch) -> None:
     assert commit != "unknown" and all(c in "0123456789abcdef" for c in commit)
     monkeypatch.chdir(tmp_path)  # not a git checkout
     assert source_commit() == "unknown"
+
+
+def test_choice_lower_cases_and_names_the_key() -> None:
+    from leseg.utils.config import choice
+
+    assert choice("CutMix", ("none", "cutmix"), "method.mix") == "cutmix"
+    with pytest.raises(ValueError, match=r"method\.mix='mixup' is not one of \('none', 'cutmix'\)"):
+        choice("mixup", ("none", "cutmix"), "method.mix")

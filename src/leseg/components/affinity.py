@@ -102,9 +102,19 @@ def downsample_labels(labels: torch.Tensor, factor: int = 8, num_classes: int = 
                       ignore_index: int = IGNORE) -> torch.Tensor:
     """Label maps to the stride-``factor`` grid: average-pool the one-hot maps, then argmax.
 
-    The reference average-pools the CRF *score* maps ×8 and takes the argmax; this does the same
-    on one-hot maps (the CRF labels), which picks the majority class of each 8×8 cell. Cells with
-    only ``ignore_index`` (padding) become ``ignore_index``.
+    Each ``factor`` × ``factor`` cell gets the **majority** of its (non-ignored) labels; ties go to
+    the lowest class index. Cells with only ``ignore_index`` (padding) become ``ignore_index``.
+
+    Deviation from the reference, kept on purpose: psa / SSENet-pytorch
+    (``voc12/data.py::VOC12AffDataset``, ``imutils.AvgPool2d(8)``) average-pool the CRF *score*
+    maps (marginals) and take the argmax of the pooled scores. That is not the same: a cell with
+    three pixels of class 1 at score 0.6 (background 0.4) and one background pixel at score 1.0
+    pools to background 0.55 vs class 0.45 (background), while the majority of the labels is
+    class 1. It differs only in cells that mix classes (object boundaries), since the 10-iteration
+    dense-CRF marginals are nearly one-hot elsewhere. The reason: the CRF stage stores label maps
+    (one uint8 PNG per image and α), not float score maps of every present class, which would be
+    (1 + #classes) × H × W float32 per image and α (about 2 MB on a 500 × 375 VOC image with 1.5
+    classes, against a few kB for the PNG).
 
     Args:
         labels: (B, H, W) int64 in 0..num_classes−1 or ``ignore_index``.

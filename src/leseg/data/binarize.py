@@ -11,40 +11,19 @@ purpose:
 - ``ignore_index`` (and any ``exclude_classes``, e.g. VOC background 0) is never chosen; ignored
   pixels are background in the target, as void pixels are in the reference;
 - validation / test are deterministic: the class is drawn from a generator seeded with a stable
-  hash of the image name (:func:`generator_for`), so every evaluation pass sees the same target
-  (the reference re-draws at every validation).
+  hash of the image name (:func:`leseg.utils.seeding.generator_for`), so every evaluation pass sees
+  the same target (the reference re-draws at every validation).
 """
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Sequence
 
 import torch
 
-__all__ = ["BinarizeTarget", "generator_for", "stable_seed"]
+from leseg.utils.seeding import generator_for
 
-
-def stable_seed(name: str, salt: str = "") -> int:
-    """A 63-bit seed from ``name`` (and an optional ``salt``) that is the same in every process.
-
-    Python's ``hash`` is salted per process; this uses SHA-256, so workers, DDP ranks and reruns
-    agree. Use different salts for independent streams of one image (e.g. ``"binarize"`` for the
-    class choice, ``"suggestion"`` for the suggestion generator).
-
-    Raises:
-        TypeError: ``name`` is not a string.
-    """
-    if not isinstance(name, str):
-        raise TypeError(f"stable_seed: image name must be a str, got {type(name).__name__}")
-    digest = hashlib.sha256(f"{salt}\0{name}".encode()).digest()
-    return int.from_bytes(digest[:8], "little") & ((1 << 63) - 1)
-
-
-def generator_for(name: str, salt: str = "", device: torch.device | str = "cpu"
-                  ) -> torch.Generator:
-    """A ``torch.Generator`` on ``device`` seeded with :func:`stable_seed` (name, salt)."""
-    return torch.Generator(device=device).manual_seed(stable_seed(name, salt))
+__all__ = ["BinarizeTarget"]
 
 
 class BinarizeTarget:

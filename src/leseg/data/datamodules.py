@@ -101,7 +101,40 @@ def _as_dict(value: Mapping | None, key: str) -> dict | None:
     return {str(k): v for k, v in value.items()}
 
 
-class SegmentationDataModule(L.LightningDataModule):
+class GlobalBatchSize:
+    """Mixin of the DataModules whose ``batch_size`` is global: summed over the DDP processes.
+
+    The class it is mixed into has ``batch_size`` (int, global) and ``name`` (str, for errors);
+    under DDP each process loads :meth:`per_device_batch_size` samples per batch.
+    """
+
+    batch_size: int
+    name: str
+
+    def per_device_batch_size(self) -> int:
+        """``batch_size`` divided by the attached trainer's ``world_size`` (1 without trainer).
+
+        Raises:
+            ValueError: ``batch_size`` is not divisible by the world size.
+        """
+        return self.per_device("batch_size")
+
+    def per_device(self, key: str) -> int:
+        """The global batch size held in attribute ``key`` divided by the trainer's world size.
+
+        Raises:
+            ValueError: it is not divisible by the world size (names ``key`` and both numbers).
+        """
+        trainer = getattr(self, "trainer", None)
+        world = int(getattr(trainer, "world_size", 1) or 1) if trainer is not None else 1
+        value = int(getattr(self, key))
+        if value % world:
+            raise ValueError(f"data {self.name!r}: global {key}={value} is not divisible by "
+                             f"world_size={world}")
+        return value // world
+
+
+class SegmentationDataModule(GlobalBatchSize, L.LightningDataModule):
     """Train/val/test/predict loaders for one segmentation dataset (subclasses set the dataset).
 
     Args:
@@ -299,19 +332,6 @@ class SegmentationDataModule(L.LightningDataModule):
             self.test_dataset = self._head(test, self.max_val_samples)
 
     # ------------------------------------------------------------------------- dataloaders
-    def per_device_batch_size(self) -> int:
-        """``batch_size`` divided by the attached trainer's ``world_size`` (1 without trainer).
-
-        Raises:
-            ValueError: ``batch_size`` is not divisible by the world size.
-        """
-        trainer = getattr(self, "trainer", None)
-        world = int(getattr(trainer, "world_size", 1) or 1) if trainer is not None else 1
-        if self.batch_size % world:
-            raise ValueError(f"data {self.name!r}: global batch_size={self.batch_size} is not "
-                             f"divisible by world_size={world}")
-        return self.batch_size // world
-
     _STAGE = {"train": "fit", "val": "validate", "test": "test"}
 
     def _eval_sampler(self, dataset: Dataset):
@@ -450,4 +470,5 @@ class VOCDataModule(SegmentationDataModule):
         return {"label_subdir": self.label_subdir if role == "train" else self.val_label_subdir}
 
 
-__all__ = ["CityscapesDataModule", "SegmentationDataModule", "VOCDataModule", "collate_samples"]
+__all__ = ["CityscapesDataModule", "GlobalBatchSize", "SegmentationDataModule", "VOCDataModule",
+           "collate_samples"]

@@ -351,12 +351,7 @@ class SemiSupervisedDataModule(SegmentationDataModule):
         Raises:
             ValueError: not divisible by the world size.
         """
-        trainer = getattr(self, "trainer", None)
-        world = int(getattr(trainer, "world_size", 1) or 1) if trainer is not None else 1
-        if self.unlabeled_batch_size % world:
-            raise ValueError(f"data {self.name!r}: global unlabeled_batch_size="
-                             f"{self.unlabeled_batch_size} is not divisible by world_size={world}")
-        return self.unlabeled_batch_size // world
+        return self.per_device("unlabeled_batch_size")
 
     def iterations_per_epoch(self) -> int:
         """I = max(len(unlabeled), len(labeled)) // global unlabeled batch size, at least 1.

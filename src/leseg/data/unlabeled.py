@@ -30,7 +30,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from leseg.data.cityscapes import CityscapesSegmentation
-from leseg.data.datamodules import collate_samples, prepare_synthetic
+from leseg.data.datamodules import GlobalBatchSize, collate_samples, prepare_synthetic
 from leseg.data.io import read_image
 from leseg.data.labels import IGNORE_INDEX
 from leseg.data.splits import read_split_file, sample_name
@@ -130,7 +130,7 @@ def _evenly_spaced(n: int, k: int) -> list[int]:
     return sorted({int(round(i)) for i in np.linspace(0, n - 1, k)})
 
 
-class UnlabeledDataModule(L.LightningDataModule):
+class UnlabeledDataModule(GlobalBatchSize, L.LightningDataModule):
     """Train loader over an unlabelled image pool (two views per image) and probe images.
 
     Args:
@@ -232,19 +232,6 @@ class UnlabeledDataModule(L.LightningDataModule):
             pool = list_pool(self.root, self.sources, self.exclude)
             names = list(pool)[: self.max_images]
             self.train_dataset = UnlabeledImages([pool[n] for n in names], self.views, names)
-
-    def per_device_batch_size(self) -> int:
-        """``batch_size`` divided by the attached trainer's ``world_size`` (1 without trainer).
-
-        Raises:
-            ValueError: ``batch_size`` is not divisible by the world size.
-        """
-        trainer = getattr(self, "trainer", None)
-        world = int(getattr(trainer, "world_size", 1) or 1) if trainer is not None else 1
-        if self.batch_size % world:
-            raise ValueError(f"data {self.name!r}: global batch_size={self.batch_size} is not "
-                             f"divisible by world_size={world}")
-        return self.batch_size // world
 
     def train_dataloader(self) -> DataLoader:
         """Shuffled two-view batches (``view1``, ``view2`` (B, 3, h, w), ``name``); drops the last

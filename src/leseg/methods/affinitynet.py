@@ -5,15 +5,16 @@ Supervised Semantic Segmentation" (CVPR 2018, §3.2–3.3); reference ``jiwoon-a
 SSENet (psa ``train_aff.py``). One training step on crops x (B, 3, H, W) with the two
 CRF label maps (``crf_la``: α = 4, ``crf_ha``: α = 24; (B, H, W), 255 = padding) jointly cropped:
 
-1. both maps → stride-8 grid by average pooling of their one-hot maps and argmax
-   (:func:`~leseg.components.affinity.downsample_labels`);
+1. both maps → stride-8 grid by average pooling of their one-hot maps and argmax, i.e. the
+   majority label of each 8×8 cell (:func:`~leseg.components.affinity.downsample_labels`; the
+   reference pools the CRF score maps instead, which differs at class boundaries: see there);
 2. affinity labels: confident foreground from ``la``, confident background from ``ha``, the rest
    ignored (:func:`~leseg.components.affinity.affinity_labels`);
 3. pair sets within radius 5 (P_bg+, P_fg+, P−) and affinities a_ij = exp(−mean|f_i − f_j|) of the
    448-d features;
 4. L = ¼·L_bg+ + ¼·L_fg+ + ½·L− (:func:`~leseg.components.affinity.affinity_loss`).
 
-The optimiser is SSENet's four-group poly SGD (:func:`leseg.methods.ssenet.four_param_groups`,
+The optimiser is SSENet's four-group poly SGD (:func:`leseg.methods.optim.four_param_groups`,
 weight decay in its own slot). No validation metric: the random-walk stage
 (:mod:`leseg.stages.ssenet`) measures the pseudo-masks.
 
@@ -36,7 +37,7 @@ from leseg.components.affinity import (
     affinity_loss,
     downsample_labels,
 )
-from leseg.methods.ssenet import four_group_poly_optimizers
+from leseg.methods.optim import four_group_poly_optimizers
 
 __all__ = ["AffinityNet"]
 

@@ -19,7 +19,7 @@ import torch
 from torch import nn
 
 from leseg.inference.predictor import Predictor
-from leseg.methods.optim import build_optimizer, build_scheduler, param_groups
+from leseg.methods.optim import build_optimizer, lightning_optimizers, param_groups
 from leseg.metrics.segmentation import SegmentationMetric
 
 
@@ -44,7 +44,8 @@ class SegmentationModule(L.LightningModule):
         optimizer: plain dict for :func:`leseg.methods.optim.build_optimizer` plus ``head_lr_mult``.
         scheduler: plain dict for :func:`leseg.methods.optim.build_scheduler` (``name``, ``power``,
             ``warmup_iters``, ...); the schedule runs per optimiser step over
-            ``trainer.estimated_stepping_batches``.
+            ``trainer.estimated_stepping_batches``, or per epoch over ``trainer.max_epochs`` with
+            ``interval: epoch`` (:func:`leseg.methods.optim.lightning_optimizers`).
         inference: evaluation protocol (``mode`` whole|slide, ``crop_size``, ``stride``, optional
             ``tta: {scales, flip}``); see ``conf/inference/``.
         class_names: K names used in per-class metric keys (``val/IoU/<name>``).
@@ -94,18 +95,25 @@ class SegmentationModule(L.LightningModule):
         """Logits (B, K, H, W) for images (B, C_in, H, W)."""
         return self.net(images)
 
+    #: optimiser / schedule used when ``method.optimizer`` / ``method.scheduler`` are null
+    DEFAULT_OPTIMIZER: dict[str, Any] = {"name": "sgd", "lr": 0.01}
+    DEFAULT_SCHEDULER: dict[str, Any] = {"name": "poly", "power": 0.9}
+
     def configure_optimizers(self) -> dict[str, Any]:
-        """Backbone/head parameter groups, the optimiser and a per-step LR schedule."""
-        opt_cfg = dict(self.hparams.optimizer or {"name": "sgd", "lr": 0.01})
-        sched_cfg = dict(self.hparams.scheduler or {"name": "poly", "power": 0.9})
+        """Backbone/head parameter groups, the optimiser and the LR schedule (per step, or per
+        epoch with ``scheduler.interval: epoch``).
+
+        Raises:
+            ValueError: an unknown optimiser, schedule or ``scheduler.interval``.
+        """
+        opt_cfg = dict(self.hparams.optimizer or self.DEFAULT_OPTIMIZER)
         backbone = getattr(self.net, "backbone", None)
-        groups = param_groups(backbone, self.parameters(), lr=opt_cfg.get("lr", 0.01),
+        groups = param_groups(backbone, self.parameters(),
+                              lr=opt_cfg.get("lr", self.DEFAULT_OPTIMIZER["lr"]),
                               head_lr_mult=opt_cfg.pop("head_lr_mult", 1.0))
         optimizer = build_optimizer(groups, **opt_cfg)
-        total = int(self.trainer.estimated_stepping_batches)
-        scheduler = build_scheduler(optimizer, max(total, 1), **sched_cfg)
-        return {"optimizer": optimizer,
-                "lr_scheduler": {"scheduler": scheduler, "interval": "step", "frequency": 1}}
+        return lightning_optimizers(optimizer, self.hparams.scheduler or self.DEFAULT_SCHEDULER,
+                                    self.trainer)
 
     # ------------------------------------------------------------- evaluation
     def predict_probs(self, images: torch.Tensor, out_size: tuple[int, int] | None = None,

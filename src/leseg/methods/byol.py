@@ -36,86 +36,16 @@ from timm.optim import Lars
 from torch import nn
 
 from leseg.callbacks.ema import EMATeacher
+from leseg.components.byol import byol_loss
 from leseg.methods.optim import build_optimizer, build_scheduler
-from leseg.models.heads.byol import BYOLMLP, prediction_head, projection_head
+from leseg.models.heads.byol import BYOLNetwork, prediction_head, projection_head
 
-__all__ = ["BYOL", "BYOLNetwork", "byol_loss", "normalized_regression_loss"]
+__all__ = ["BYOL"]
 
 TAU_SCHEDULES = ("cosine", "constant")
 DEFAULT_OPTIMIZER = {"name": "lars", "lr": 0.2, "momentum": 0.9, "weight_decay": 1.5e-6,
                      "trust_coeff": 1e-3, "exclude_bias_and_norm": True}
 DEFAULT_SCHEDULER = {"name": "cosine", "warmup_fraction": 0.01}
-
-
-def normalized_regression_loss(p: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
-    """ℓ(p, z) = 2 − 2·cos(p, z), averaged over the batch; z is detached (stop-gradient).
-
-    Args:
-        p: (B, D) float predictions of the online network.
-        z: (B, D) float projections of the target network.
-
-    Returns:
-        Scalar float tensor in [0, 4] (0 when p and z point the same way, 2 when orthogonal).
-
-    Raises:
-        ValueError: shapes differ or are not (B, D).
-    """
-    if p.ndim != 2 or p.shape != z.shape:
-        raise ValueError(f"BYOL loss needs two (B, D) tensors of one shape, got {tuple(p.shape)} "
-                         f"and {tuple(z.shape)}")
-    cos = (F.normalize(p, dim=1) * F.normalize(z.detach(), dim=1)).sum(dim=1)
-    return (2.0 - 2.0 * cos).mean()
-
-
-def byol_loss(p1: torch.Tensor, p2: torch.Tensor, z1: torch.Tensor,
-              z2: torch.Tensor) -> torch.Tensor:
-    """Symmetrised BYOL loss ℓ(p1, z2) + ℓ(p2, z1) (Grill et al. 2020, eq. 2 and §3.2).
-
-    Args:
-        p1, p2: (B, D) online predictions of views 1 and 2.
-        z1, z2: (B, D) target projections of views 1 and 2 (gradients are stopped).
-
-    Returns:
-        Scalar float tensor in [0, 8].
-    """
-    return normalized_regression_loss(p1, z2) + normalized_regression_loss(p2, z1)
-
-
-class BYOLNetwork(nn.Module):
-    """Backbone → global average pool of one feature level → projector.
-
-    Args:
-        backbone: a :class:`leseg.models.backbones.Backbone` (list of features, ``channels``).
-        projector: the projection MLP; its ``in_dim`` must equal the pooled level's width.
-        feature_level: index into the backbone's levels (−1 = deepest, ResNet layer4).
-
-    Forward: images (B, 3, H, W) float32 → ``(y, z)``: representation (B, C) and projection
-    (B, projector.out_dim).
-
-    Raises:
-        ValueError: projector width not matching the level's channels (names both).
-    """
-
-    def __init__(self, backbone: nn.Module, projector: BYOLMLP, feature_level: int = -1) -> None:
-        super().__init__()
-        channels = list(getattr(backbone, "channels", []))
-        if not channels:
-            raise ValueError("BYOLNetwork needs a backbone with a `channels` list (built by "
-                             "leseg.models.backbones.build_backbone)")
-        try:
-            width = channels[feature_level]
-        except IndexError:
-            raise ValueError(f"feature_level={feature_level} is out of range for the backbone's "
-                             f"{len(channels)} levels") from None
-        if projector.in_dim != width:
-            raise ValueError(f"projector in_dim={projector.in_dim} but backbone level "
-                             f"{feature_level} has {width} channels")
-        self.backbone, self.projector, self.feature_level = backbone, projector, feature_level
-
-    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """``(y, z)`` for images ``x`` (B, 3, H, W)."""
-        y = self.backbone(x)[self.feature_level].mean(dim=(2, 3))
-        return y, self.projector(y)
 
 
 class BYOL(L.LightningModule):

@@ -71,7 +71,7 @@ from leseg.components.mixing import apply_mix, classmix_masks, partner_indices
 from leseg.components.photometric import strong_photometric
 from leseg.components.pseudo_depth import berhu_loss
 from leseg.methods.mean_teacher import MeanTeacherSegmentation
-from leseg.methods.supervised import choice
+from leseg.utils.config import choice
 
 __all__ = ["DepthMixMeanTeacher", "one_hot_probs"]
 

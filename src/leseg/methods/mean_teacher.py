@@ -39,7 +39,8 @@ from lightning.pytorch import Callback
 from torch import nn
 
 from leseg.callbacks.ema import EMATeacher
-from leseg.methods.supervised import SupervisedSegmentation, choice
+from leseg.methods.supervised import SupervisedSegmentation
+from leseg.utils.config import choice
 
 #: networks a mean-teacher method can evaluate (``method.eval_net``)
 EVAL_NETS = ("teacher", "student")

@@ -5,12 +5,15 @@ Configs carry the paper's numbers as plain keys (``method.optimizer.lr=0.01``) r
 
 Poly schedule (DeepLab, Chen et al. 2017, §4.1): ``lr_k = lr_0 · (1 − k/K)^power`` per iteration,
 with an optional linear warm-up over the first ``warmup_iters`` iterations and a floor ``min_lr``.
+:func:`lightning_optimizers` wraps a schedule for ``configure_optimizers``, counting optimiser
+steps or (``interval: epoch``) epochs. AffinityNet / SSENet's four parameter groups (pretrained /
+new × weights / biases at ×1 / ×2 / ×10 / ×20) are :func:`four_param_groups`.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import torch
@@ -18,6 +21,7 @@ from torch import nn
 
 OPTIMIZERS = ("sgd", "adamw", "adam")
 SCHEDULERS = ("poly", "cosine", "step", "constant")
+INTERVALS = ("step", "epoch")
 
 
 def param_groups(
@@ -111,3 +115,102 @@ def build_scheduler(optimizer: torch.optim.Optimizer, total_steps: int, name: st
     return torch.optim.lr_scheduler.LambdaLR(
         optimizer, lambda k: lr_factor(k, total_steps, name=name, **kwargs)
     )
+
+
+def lightning_optimizers(optimizer: torch.optim.Optimizer, scheduler: Mapping[str, Any],
+                         trainer: Any) -> dict[str, Any]:
+    """The ``configure_optimizers`` result: ``optimizer`` with a :func:`build_scheduler` schedule.
+
+    Args:
+        optimizer: the built optimiser.
+        scheduler: plain dict of :func:`build_scheduler` keys plus ``interval``: ``step``
+            (default: the schedule counts optimiser steps, its length is
+            ``trainer.estimated_stepping_batches``) or ``epoch`` (it counts epochs over
+            ``trainer.max_epochs``, e.g. S5's MultiStep at epochs 60/120/150). ``milestones`` (a
+            list from the config) become a tuple of ints.
+        trainer: the attached Lightning trainer (``estimated_stepping_batches``, ``max_epochs``).
+
+    Returns:
+        ``{"optimizer": optimizer, "lr_scheduler": {"scheduler", "interval", "frequency": 1}}``.
+
+    Raises:
+        ValueError: ``interval`` is not ``step`` or ``epoch`` (names ``method.scheduler.interval``).
+    """
+    cfg = dict(scheduler)
+    interval = str(cfg.pop("interval", "step"))
+    if interval not in INTERVALS:
+        raise ValueError(f"method.scheduler.interval must be one of {INTERVALS}, got "
+                         f"{interval!r}")
+    if "milestones" in cfg:
+        cfg["milestones"] = tuple(int(m) for m in cfg["milestones"])
+    total = (int(trainer.max_epochs or 1) if interval == "epoch"
+             else int(trainer.estimated_stepping_batches))
+    sched = build_scheduler(optimizer, max(total, 1), **cfg)
+    return {"optimizer": optimizer,
+            "lr_scheduler": {"scheduler": sched, "interval": interval, "frequency": 1}}
+
+
+LR_MULTS = (1.0, 2.0, 10.0, 20.0)
+
+
+def four_param_groups(model: nn.Module, new_prefixes: Sequence[str], lr: float,
+                      weight_decay: float, lr_mults: Sequence[float] = LR_MULTS,
+                      ) -> list[dict[str, Any]]:
+    """AffinityNet / SSENet parameter groups (psa ``network/resnet38_cls.py``, ``Net.get_parameter_groups``).
+
+    Args:
+        model: the network; trainable parameters only (frozen blocks and BN are left out).
+        new_prefixes: name prefixes of the randomly initialised layers (e.g. ``("head.",)``).
+        lr: base learning rate; weight_decay: applied to weights only.
+        lr_mults: multipliers of (pretrained weights, pretrained biases, new weights, new biases).
+
+    Returns:
+        Four group dicts (``name`` pretrained_weight / pretrained_bias / new_weight / new_bias,
+        ``lr``, ``weight_decay``, ``params``); empty groups are dropped.
+    """
+    if len(lr_mults) != 4:
+        raise ValueError(f"method.optimizer.lr_mults needs 4 values (pretrained w/b, new w/b), "
+                         f"got {list(lr_mults)}")
+    names = ("pretrained_weight", "pretrained_bias", "new_weight", "new_bias")
+    params: list[list[nn.Parameter]] = [[], [], [], []]
+    for name, p in model.named_parameters():
+        if not p.requires_grad:
+            continue
+        new = any(name.startswith(prefix) for prefix in new_prefixes)
+        bias = name.endswith("bias")
+        params[2 * int(new) + int(bias)].append(p)
+    return [{"name": n, "params": ps, "lr": lr * m, "initial_lr": lr * m,
+             "weight_decay": 0.0 if n.endswith("bias") else weight_decay}
+            for n, ps, m in zip(names, params, lr_mults) if ps]
+
+
+def build_four_group_optimizer(model: nn.Module, new_prefixes: Sequence[str],
+                               cfg: dict[str, Any]) -> torch.optim.Optimizer:
+    """SGD (or AdamW) over :func:`four_param_groups` from a plain dict ``name, lr, momentum,
+    weight_decay, lr_mults``; weight decay is set per group, never passed as momentum."""
+    cfg = dict(cfg)
+    name = str(cfg.get("name", "sgd")).lower()
+    groups = four_param_groups(model, new_prefixes, float(cfg.get("lr", 0.01)),
+                               float(cfg.get("weight_decay", 5e-4)),
+                               tuple(cfg.get("lr_mults", LR_MULTS)))
+    if name == "sgd":
+        return torch.optim.SGD(groups, lr=float(cfg.get("lr", 0.01)),
+                               momentum=float(cfg.get("momentum", 0.9)))
+    if name == "adamw":
+        return torch.optim.AdamW(groups, lr=float(cfg.get("lr", 0.01)))
+    raise ValueError(f"method.optimizer.name={name!r} is not one of ('sgd', 'adamw')")
+
+
+def four_group_poly_optimizers(module: Any, new_prefixes: Sequence[str]) -> dict[str, Any]:
+    """Lightning ``configure_optimizers`` result shared by SSENetCAM and AffinityNet.
+
+    :func:`build_four_group_optimizer` over ``module.net`` from ``module.hparams.optimizer``
+    (default SGD lr 0.01) with ``module.hparams.scheduler`` (default poly 0.9) stepped per
+    iteration over the trainer's estimated number of optimiser steps (AffinityNet's
+    ``PolyOptimizer``, psa ``tool/torchutils.py``; ``interval: epoch`` counts epochs instead, see
+    :func:`lightning_optimizers`).
+    """
+    optimizer = build_four_group_optimizer(
+        module.net, new_prefixes, dict(module.hparams.optimizer or {"name": "sgd", "lr": 0.01}))
+    return lightning_optimizers(optimizer, module.hparams.scheduler or {"name": "poly", "power": 0.9},
+                                module.trainer)

@@ -87,7 +87,7 @@ from leseg.components.pseudo_labels import (
     s4mc_pseudo_labels,
 )
 from leseg.methods.mean_teacher import MeanTeacherSegmentation
-from leseg.methods.supervised import choice
+from leseg.utils.config import choice
 from leseg.utils.logging import get_logger
 
 log = get_logger(__name__)

@@ -17,8 +17,12 @@ validation / test the generator is seeded by the image name (``generator_for(nam
 exactly (the reference re-draws at every validation).
 
 Resolution (Magolor/S5): the binary target and the suggestion are built at the label's
-resolution; the (3 + k)-channel input is resized by ``input_scale`` (S5: 0.5, 1024×2048 → 512×1024,
-bilinear) and the logits are upsampled back to the label for the loss and the metrics.
+resolution; the (3 + k)-channel input — image and suggestion together, as the reference's
+``ResizeImage`` on the 4-channel tensor (``transforms_vision.py``) — is resized by ``input_scale``
+(S5: 0.5, 1024×2048 → 512×1024, bilinear, align_corners=False: torchvision's ``TF.resize`` default,
+without antialiasing as in the 2021 torchvision the reference ran on) and the logits are upsampled
+back to the label for the loss and the metrics (bilinear, align_corners=True as the reference's
+``ISSModelWrapper.run_batch``).
 
 Metrics, pooled over the dataset (sums of intersections and unions, as in Magolor/S5):
 ``<stage>/fg_IoU`` (prediction), ``<stage>/suggestion_IoU`` (the suggestion alone: channel
@@ -53,12 +57,11 @@ from leseg.components.suggestions import (
     build_suggestion,
     encode_clicks,
 )
-from leseg.data.binarize import generator_for
 from leseg.methods.base import SegmentationModule
-from leseg.methods.optim import build_optimizer, build_scheduler, param_groups
 from leseg.metrics.interactive import Click, NoCAggregator, noc
 from leseg.models.stem import widen_input_conv
 from leseg.utils.logging import get_logger
+from leseg.utils.seeding import generator_for
 
 log = get_logger(__name__)
 
@@ -125,7 +128,8 @@ class S5(SegmentationModule):
             ``box`` | ``none``, a mapping ``{name: ..., **kwargs}``, or a list (combined).
         input_scale: resize factor of the (3 + k)-channel input (S5: 0.5); logits are upsampled
             to the label size.
-        align_corners: of the input resize and the logits upsampling (S5: True).
+        align_corners: of the logits upsampling to the label size (S5: True).
+        input_align_corners: of the ``input_scale`` resize of image + suggestion (S5: False).
         suggestion_iou_channel: channel thresholded at 0.5 for ``suggestion_IoU``.
         noc_images: validation images (first in loader order) used for NoC, our extension;
             0 disables.
@@ -133,7 +137,8 @@ class S5(SegmentationModule):
         noc_every_n_epochs: run NoC in the validation of every n-th epoch (epochs n, 2n, ...;
             ``trainer.max_epochs`` = only the last one).
         optimizer, scheduler: as :class:`SegmentationModule`; ``scheduler.interval: epoch`` makes
-            the schedule count epochs (S5's MultiStep milestones 60/120/150 are in epochs).
+            the schedule count epochs (S5's MultiStep milestones 60/120/150 are in epochs). Null:
+            Adam lr 5e-4, constant LR.
         inference, ignore_index, class_names, name: as :class:`SegmentationModule`.
 
     Raises:
@@ -142,11 +147,15 @@ class S5(SegmentationModule):
             ``suggestion`` (names ``method.suggestion``).
     """
 
+    DEFAULT_OPTIMIZER = {"name": "adam", "lr": 5e-4}
+    DEFAULT_SCHEDULER = {"name": "constant"}
+
     def __init__(self, net: nn.Module, num_classes: int = 2, ignore_index: int = 255,
                  optimizer: dict[str, Any] | None = None, scheduler: dict[str, Any] | None = None,
                  inference: dict[str, Any] | None = None, class_names: list[str] | None = None,
                  name: str = "s5", suggestion: Any = "block", input_scale: float = 1.0,
-                 align_corners: bool = True, suggestion_iou_channel: int = 0,
+                 align_corners: bool = True, input_align_corners: bool = False,
+                 suggestion_iou_channel: int = 0,
                  noc_images: int = 4, noc_max_clicks: int = 20,
                  noc_thresholds: Sequence[float] = (0.85, 0.9), noc_every_n_epochs: int = 1
                  ) -> None:
@@ -173,6 +182,7 @@ class S5(SegmentationModule):
         widen_input_conv(getattr(net, "backbone", net), 3 + k)
         self.input_scale = float(input_scale)
         self.align_corners = bool(align_corners)
+        self.input_align_corners = bool(input_align_corners)
         self.suggestion_iou_channel = int(suggestion_iou_channel)
         self.noc_images = int(noc_images)
         self.noc_max_clicks = int(noc_max_clicks)
@@ -243,12 +253,17 @@ class S5(SegmentationModule):
 
     # ------------------------------------------------------------------------------ model
     def net_input(self, images: torch.Tensor, suggestion: torch.Tensor) -> torch.Tensor:
-        """(B, 3 + k, h, w) network input: images ⧺ suggestion, resized by ``input_scale``."""
+        """(B, 3 + k, h, w) network input: images ⧺ suggestion, resized by ``input_scale``.
+
+        Both are resized together (bilinear, ``input_align_corners``, S5: False), so a 0/1
+        suggestion becomes fractional at its borders after a 0.5 resize.
+        """
         x = torch.cat([images, suggestion.to(images.dtype)], dim=1) if suggestion.shape[1] \
             else images
         if self.input_scale != 1.0:
             size = (round(x.shape[-2] * self.input_scale), round(x.shape[-1] * self.input_scale))
-            x = F.interpolate(x, size=size, mode="bilinear", align_corners=self.align_corners)
+            x = F.interpolate(x, size=size, mode="bilinear",
+                              align_corners=self.input_align_corners)
         return x
 
     def batch_logits(self, batch: dict[str, Any]) -> torch.Tensor:
@@ -273,30 +288,6 @@ class S5(SegmentationModule):
         loss = cross_entropy(self.batch_logits(batch), batch["label"], self.ignore_index)
         self.log("train/loss", loss, prog_bar=True, batch_size=batch["label"].shape[0])
         return loss
-
-    def configure_optimizers(self) -> dict[str, Any]:
-        """As the base class, plus ``scheduler.interval``: ``step`` (default) or ``epoch``.
-
-        With ``epoch`` the schedule's step counter is the epoch (S5: MultiStep at epochs
-        60/120/150, γ = 0.3, S5 ``train_cityscapes.py``) and its length ``trainer.max_epochs``.
-        """
-        opt_cfg = dict(self.hparams.optimizer or {"name": "adam", "lr": 5e-4})
-        sched_cfg = dict(self.hparams.scheduler or {"name": "constant"})
-        interval = str(sched_cfg.pop("interval", "step"))
-        if interval not in ("step", "epoch"):
-            raise ValueError(f"method.scheduler.interval must be 'step' or 'epoch', got "
-                             f"{interval!r}")
-        backbone = getattr(self.net, "backbone", None)
-        groups = param_groups(backbone, self.parameters(), lr=opt_cfg.get("lr", 5e-4),
-                              head_lr_mult=opt_cfg.pop("head_lr_mult", 1.0))
-        optimizer = build_optimizer(groups, **opt_cfg)
-        if "milestones" in sched_cfg:
-            sched_cfg["milestones"] = tuple(int(m) for m in sched_cfg["milestones"])
-        total = (int(self.trainer.max_epochs or 1) if interval == "epoch"
-                 else int(self.trainer.estimated_stepping_batches))
-        scheduler = build_scheduler(optimizer, max(total, 1), **sched_cfg)
-        return {"optimizer": optimizer,
-                "lr_scheduler": {"scheduler": scheduler, "interval": interval, "frequency": 1}}
 
     # ------------------------------------------------------------------------- evaluation
     def _accumulate(self, stage: str, fg_prob: torch.Tensor, batch: dict[str, Any]) -> None:

@@ -48,77 +48,9 @@ from leseg.components.cam import (
     equivariance_loss,
 )
 from leseg.methods.base import SegmentationModule
-from leseg.methods.optim import build_scheduler
+from leseg.methods.optim import four_group_poly_optimizers
 
-__all__ = ["SSENetCAM", "four_param_groups"]
-
-LR_MULTS = (1.0, 2.0, 10.0, 20.0)
-
-
-def four_param_groups(model: nn.Module, new_prefixes: Sequence[str], lr: float,
-                      weight_decay: float, lr_mults: Sequence[float] = LR_MULTS,
-                      ) -> list[dict[str, Any]]:
-    """AffinityNet / SSENet parameter groups (psa ``get_parameter_groups``).
-
-    Args:
-        model: the network; trainable parameters only (frozen blocks and BN are left out).
-        new_prefixes: name prefixes of the randomly initialised layers (e.g. ``("head.",)``).
-        lr: base learning rate; weight_decay: applied to weights only.
-        lr_mults: multipliers of (pretrained weights, pretrained biases, new weights, new biases).
-
-    Returns:
-        Four group dicts (``name`` pretrained_weight / pretrained_bias / new_weight / new_bias,
-        ``lr``, ``weight_decay``, ``params``); empty groups are dropped.
-    """
-    if len(lr_mults) != 4:
-        raise ValueError(f"method.optimizer.lr_mults needs 4 values (pretrained w/b, new w/b), "
-                         f"got {list(lr_mults)}")
-    names = ("pretrained_weight", "pretrained_bias", "new_weight", "new_bias")
-    params: list[list[nn.Parameter]] = [[], [], [], []]
-    for name, p in model.named_parameters():
-        if not p.requires_grad:
-            continue
-        new = any(name.startswith(prefix) for prefix in new_prefixes)
-        bias = name.endswith("bias")
-        params[2 * int(new) + int(bias)].append(p)
-    return [{"name": n, "params": ps, "lr": lr * m, "initial_lr": lr * m,
-             "weight_decay": 0.0 if n.endswith("bias") else weight_decay}
-            for n, ps, m in zip(names, params, lr_mults) if ps]
-
-
-def build_four_group_optimizer(model: nn.Module, new_prefixes: Sequence[str],
-                               cfg: dict[str, Any]) -> torch.optim.Optimizer:
-    """SGD (or AdamW) over :func:`four_param_groups` from a plain dict ``name, lr, momentum,
-    weight_decay, lr_mults``; weight decay is set per group, never passed as momentum."""
-    cfg = dict(cfg)
-    name = str(cfg.get("name", "sgd")).lower()
-    groups = four_param_groups(model, new_prefixes, float(cfg.get("lr", 0.01)),
-                               float(cfg.get("weight_decay", 5e-4)),
-                               tuple(cfg.get("lr_mults", LR_MULTS)))
-    if name == "sgd":
-        return torch.optim.SGD(groups, lr=float(cfg.get("lr", 0.01)),
-                               momentum=float(cfg.get("momentum", 0.9)))
-    if name == "adamw":
-        return torch.optim.AdamW(groups, lr=float(cfg.get("lr", 0.01)))
-    raise ValueError(f"method.optimizer.name={name!r} is not one of ('sgd', 'adamw')")
-
-
-def four_group_poly_optimizers(module: Any, new_prefixes: Sequence[str]) -> dict[str, Any]:
-    """Lightning ``configure_optimizers`` result shared by SSENetCAM and AffinityNet.
-
-    :func:`build_four_group_optimizer` over ``module.net`` from ``module.hparams.optimizer``
-    (default SGD lr 0.01) with ``module.hparams.scheduler`` (default poly 0.9) stepped per
-    iteration over the trainer's estimated number of optimiser steps (AffinityNet's
-    ``PolyOptimizer`` in ``tool/torchutils.py``).
-    """
-    optimizer = build_four_group_optimizer(
-        module.net, new_prefixes, dict(module.hparams.optimizer or {"name": "sgd", "lr": 0.01}))
-    sched_cfg = dict(module.hparams.scheduler or {"name": "poly", "power": 0.9})
-    total = int(module.trainer.estimated_stepping_batches)
-    scheduler = build_scheduler(optimizer, max(total, 1), **sched_cfg)
-    return {"optimizer": optimizer,
-            "lr_scheduler": {"scheduler": scheduler, "interval": "step", "frequency": 1}}
-
+__all__ = ["SSENetCAM"]
 
 class SSENetCAM(SegmentationModule):
     """SSENet / plain-CAM LightningModule (see the module docstring).

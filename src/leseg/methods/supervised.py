@@ -11,20 +11,9 @@ from torch import nn
 from leseg.components.losses import cross_entropy
 from leseg.components.ohem import ohem_cross_entropy
 from leseg.methods.base import SegmentationModule
+from leseg.utils.config import choice
 
 SUP_LOSSES = ("ce", "ohem")
-
-
-def choice(value: str, allowed: tuple[str, ...], key: str) -> str:
-    """``value`` lower-cased if it is one of ``allowed``.
-
-    Raises:
-        ValueError: naming the config ``key`` and the allowed values.
-    """
-    value = str(value).lower()
-    if value not in allowed:
-        raise ValueError(f"{key}={value!r} is not one of {allowed}")
-    return value
 
 
 class SupervisedSegmentation(SegmentationModule):

@@ -19,6 +19,10 @@ Reference differences: the reference trains a fresh ResNet-50 label-selection st
 current labeled set between budgets (segmentation CE + berHu pseudo-depth, exp 211); here the
 student is any depth checkpoint you give (train it between calls and pass the previous
 ``labeled.txt`` as ``--initial``). Without ``--student`` the error term is 0: pure diversity (DS).
+The teacher's disparity is min-max normalised per image before the error (the reference's
+pseudo-depth, on which its 0.07 far threshold is stated), the student's is used as predicted: give
+a student that predicts on that normalised scale (e.g. distilled with berHu from the teacher, as
+the reference's label-selection student is).
 """
 
 from __future__ import annotations

@@ -36,6 +36,23 @@ REDACTED = "***"
 _SECRET_NAME = re.compile(r"key|token|secret|passw|credential", re.IGNORECASE)
 
 
+def choice(value: str, allowed: tuple[str, ...], key: str) -> str:
+    """``value`` lower-cased if it is one of ``allowed`` (a string-valued config option).
+
+    Args:
+        value: the configured value (any type; compared as ``str(value).lower()``).
+        allowed: the lower-case values the option takes.
+        key: the config key, for the error (e.g. ``"method.mix"``).
+
+    Raises:
+        ValueError: naming the config ``key`` and the allowed values.
+    """
+    value = str(value).lower()
+    if value not in allowed:
+        raise ValueError(f"{key}={value!r} is not one of {allowed}")
+    return value
+
+
 def is_secret_name(name: Any) -> bool:
     """True for a config key or environment variable name that may hold a secret: it contains
     ``key``, ``token``, ``secret``, ``passw`` or ``credential`` (any case), e.g.

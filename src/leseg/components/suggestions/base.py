@@ -63,7 +63,7 @@ class SuggestionGenerator:
             on ``generator.device``.
         training: False at validation / test: generators drop training-only randomness (the
             extreme-point jitter). Determinism across passes comes from a per-image seeded
-            ``generator`` (``leseg.data.binarize.generator_for``).
+            ``generator`` (``leseg.utils.seeding.generator_for``).
 
     Returns:
         (k, H, W) float32 on ``mask.device``; value ranges are documented per generator.

@@ -7,8 +7,10 @@ when transferring. Both run up to layer 7 (decoder stage i = 2); there each bran
 self-attended copy of the *other* branch's layer-7 features (PAD-Net style distillation,
 :class:`CrossTaskAttention`: a 3×3 conv message times a sigmoid 3×3 conv gate); then both
 decoders finish. Outputs: segmentation logits from layer 9 (the
-:class:`~leseg.models.depth.segmentation.DepthSegmentor` head), a segmentation side output (1×1)
-at layer 7, and the depth branch's sigmoid disparities at scales 0–3.
+:class:`~leseg.models.depth.segmentation.DepthSegmentor` head: two 1×1 convs with nothing between;
+the reference's ``PAD.seg_final_head`` is one 1×1 conv, the same linear classifier for K ≤ 64,
+kept two-layer so that a transferred segmentation head loads here), a segmentation side output
+(1×1) at layer 7, and the depth branch's sigmoid disparities at scales 0–3.
 
 The reference initialises the gate conv to zero so that the distillation "starts closed"; since
 sigmoid(0) = 0.5, we (INFERRED) start it closed by zero-initialising the message conv, so a freshly
@@ -31,6 +33,7 @@ from leseg.models.depth.segmentation import (
     IMAGENET_STD,
     load_depth_state,
     register_input_normalisation,
+    segmentation_head,
     transfer_depth_weights,
 )
 
@@ -117,9 +120,7 @@ class MultiTaskDepthSegmentor(nn.Module):
         c = int(decoder_channels[DISTILL_STAGE])
         self.to_seg, self.to_depth = CrossTaskAttention(c), CrossTaskAttention(c)
         c0 = int(decoder_channels[0])
-        self.head = nn.Sequential(nn.Conv2d(c0, head_channels, 1, bias=False),
-                                  nn.BatchNorm2d(head_channels), nn.ReLU(inplace=True),
-                                  nn.Conv2d(head_channels, self.num_classes, 1))
+        self.head = segmentation_head(c0, head_channels, self.num_classes)
         self.side_head = nn.Conv2d(c, self.num_classes, 1) if side_output else None
         register_input_normalisation(self, input_mean, input_std)
         self.transferred: list[str] = []

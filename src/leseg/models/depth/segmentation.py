@@ -8,10 +8,12 @@ Hoyer et al., "Three Ways to Improve Semantic Segmentation with Self-Supervised 
 * the segmentation decoder is a second copy of the depth decoder's architecture
   (:class:`~leseg.models.depth.DepthDecoder`: ASPP first stage, U-Net stages i = 4 … 0, layer
   numbers 5–9), without the sigmoid disparity heads;
-* the segmentation head reads "layer 9" — the last decoder stage (stage i = 0, ``channels[0]``
-  = 64 channels at the full input resolution) — through a 1×1 conv without bias to 64 channels,
-  BatchNorm + ReLU (INFERRED: the bias-free conv implies a following normalisation; the reference's
-  optional intermediate 3×3 conv is off in the main config) and a 1×1 conv to K logits.
+* the segmentation head (:func:`segmentation_head`) reads "layer 9" — the last decoder stage
+  (stage i = 0, ``channels[0]`` = 64 channels at the full input resolution) — through a 1×1 conv
+  without bias to 64 channels followed directly by a 1×1 conv (with bias) to K logits: nothing in
+  between, as in the reference's ``JointSegDepthDecoder`` (``models/joint_segmentation_depth_decoder.py``:
+  ``project["seg9"]`` then ``head`` with ``head_inter=False`` and no layer dropout; its optional
+  intermediate 3×3 conv + BN + ReLU is off in the main config).
 
 **Transfer** (:func:`transfer_depth_weights`): every entry of the encoder (parameters and BN
 buffers) and of the decoder's stage convolutions (``conv0.*``, ``conv1.*``, the ASPP included) is
@@ -42,7 +44,7 @@ from leseg.models.depth.decoder import DepthDecoder
 from leseg.models.depth.encoder import DepthEncoder
 
 __all__ = ["DepthDisparity", "DepthSegmentor", "export_depth_weights", "load_depth_state",
-           "register_input_normalisation", "transfer_depth_weights"]
+           "register_input_normalisation", "segmentation_head", "transfer_depth_weights"]
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -163,6 +165,24 @@ def register_input_normalisation(module: nn.Module, mean: Sequence[float] | None
                                persistent=False)
 
 
+def segmentation_head(in_channels: int, head_channels: int, num_classes: int) -> nn.Sequential:
+    """The layer-9 segmentation head: 1×1 conv (no bias) → 1×1 conv (bias) to K logits.
+
+    Two linear maps with nothing between them, as the reference's ``JointSegDepthDecoder``
+    (``project["seg9"]`` + ``head`` without the optional 3×3 intermediate conv); it is a rank-≤
+    ``head_channels`` linear classifier on the 64-channel features, new (random) at transfer.
+
+    Args:
+        in_channels: width of the last decoder stage (``decoder_channels[0]``, 64).
+        head_channels: width of the projection (64).
+        num_classes: K.
+
+    Forward: (B, in_channels, H, W) float → logits (B, K, H, W).
+    """
+    return nn.Sequential(nn.Conv2d(int(in_channels), int(head_channels), 1, bias=False),
+                         nn.Conv2d(int(head_channels), int(num_classes), 1))
+
+
 class DepthSegmentor(nn.Module):
     """Depth encoder + depth-architecture segmentation decoder + 1×1 head (module docstring).
 
@@ -205,9 +225,7 @@ class DepthSegmentor(nn.Module):
         self.decoder = DepthDecoder(self.backbone.channels, decoder_channels, scales=(),
                                     aspp=aspp)
         c0 = int(decoder_channels[0])
-        self.head = nn.Sequential(nn.Conv2d(c0, head_channels, 1, bias=False),
-                                  nn.BatchNorm2d(head_channels), nn.ReLU(inplace=True),
-                                  nn.Conv2d(head_channels, self.num_classes, 1))
+        self.head = segmentation_head(c0, head_channels, self.num_classes)
         if (input_mean is None) != (input_std is None):
             raise ValueError("model.input_mean and model.input_std must both be set or both null")
         register_input_normalisation(self, input_mean, input_std)

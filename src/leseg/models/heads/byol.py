@@ -1,4 +1,7 @@
-"""BYOL's projector and predictor MLPs (Grill et al., NeurIPS 2020, §3.3).
+"""BYOL's projector and predictor MLPs and the network they sit on (Grill et al., NeurIPS 2020, §3.3).
+
+:class:`BYOLNetwork` is backbone → global average pool of one feature level → projector (the
+online network without its predictor, and the target network).
 
 Both are Linear(d_in → hidden) → BatchNorm1d(hidden) → ReLU → Linear(hidden → d_out):
 
@@ -14,7 +17,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-__all__ = ["BYOLMLP", "prediction_head", "projection_head"]
+__all__ = ["BYOLMLP", "BYOLNetwork", "prediction_head", "projection_head"]
 
 
 class BYOLMLP(nn.Sequential):
@@ -63,3 +66,40 @@ def projection_head(in_dim: int, hidden_dim: int = 4096, out_dim: int = 256) -> 
 def prediction_head(dim: int = 256, hidden_dim: int = 4096) -> BYOLMLP:
     """The predictor q: projection (B, dim) → prediction (B, dim)."""
     return BYOLMLP(dim, hidden_dim, dim)
+
+
+class BYOLNetwork(nn.Module):
+    """Backbone → global average pool of one feature level → projector.
+
+    Args:
+        backbone: a :class:`leseg.models.backbones.Backbone` (list of features, ``channels``).
+        projector: the projection MLP; its ``in_dim`` must equal the pooled level's width.
+        feature_level: index into the backbone's levels (−1 = deepest, ResNet layer4).
+
+    Forward: images (B, 3, H, W) float32 → ``(y, z)``: representation (B, C) and projection
+    (B, projector.out_dim).
+
+    Raises:
+        ValueError: projector width not matching the level's channels (names both).
+    """
+
+    def __init__(self, backbone: nn.Module, projector: BYOLMLP, feature_level: int = -1) -> None:
+        super().__init__()
+        channels = list(getattr(backbone, "channels", []))
+        if not channels:
+            raise ValueError("BYOLNetwork needs a backbone with a `channels` list (built by "
+                             "leseg.models.backbones.build_backbone)")
+        try:
+            width = channels[feature_level]
+        except IndexError:
+            raise ValueError(f"feature_level={feature_level} is out of range for the backbone's "
+                             f"{len(channels)} levels") from None
+        if projector.in_dim != width:
+            raise ValueError(f"projector in_dim={projector.in_dim} but backbone level "
+                             f"{feature_level} has {width} channels")
+        self.backbone, self.projector, self.feature_level = backbone, projector, feature_level
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(y, z)`` for images ``x`` (B, 3, H, W)."""
+        y = self.backbone(x)[self.feature_level].mean(dim=(2, 3))
+        return y, self.projector(y)
