@@ -26,7 +26,7 @@ from typing import Any
 import hydra
 import numpy as np
 import torch
-from omegaconf import OmegaConf
+from omegaconf import DictConfig
 
 from leseg.components.pseudo_labels import DEFAULT_BETA, s4mc_pseudo_labels
 
@@ -124,7 +124,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     """Command-line entry point (see the module docstring); returns the JSON summary."""
     from torch.utils.data import DataLoader
 
-    from leseg.tasks.common import load_checkpoint
+    from leseg.utils.checkpoint import load_method
     from leseg.utils.io import atomic_write_json, atomic_write_text
     from leseg.utils.resolvers import register_resolvers
 
@@ -140,13 +140,13 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     args = p.parse_args(argv)
 
     register_resolvers()
-    ckpt = load_checkpoint(args.ckpt)
-    cfg = OmegaConf.create(ckpt["hyper_parameters"]["config"])
-    if cfg.method.get("name") != "s4mc":
-        raise ValueError(f"--ckpt {args.ckpt}: pseudo_label_audit needs an S4MC checkpoint "
-                         f"(method.name=s4mc), got method.name={cfg.method.get('name')!r}")
-    module = hydra.utils.instantiate(cfg.method)
-    module.load_state_dict(ckpt["state_dict"])
+
+    def s4mc_only(cfg: DictConfig) -> None:
+        if cfg.method.get("name") != "s4mc":
+            raise ValueError(f"--ckpt {args.ckpt}: pseudo_label_audit needs an S4MC checkpoint "
+                             f"(method.name=s4mc), got method.name={cfg.method.get('name')!r}")
+
+    module, cfg = load_method(args.ckpt, check=s4mc_only, eval_mode=False)
     teacher = module.eval_net.to(args.device).eval()
     dm = hydra.utils.instantiate(cfg.data)
     dm.setup("fit")

@@ -106,18 +106,11 @@ def load_method(ckpt_path: str | os.PathLike, device: str = "cpu") -> torch.nn.M
     """Rebuild a LightningModule from a ``train.py`` checkpoint (its stored config), in eval mode.
 
     Raises:
-        FileNotFoundError / ValueError: see :func:`leseg.tasks.common.load_checkpoint`.
+        FileNotFoundError / ValueError: see :func:`leseg.utils.checkpoint.load_method`.
     """
-    import hydra
-    from omegaconf import OmegaConf
+    from leseg.utils.checkpoint import load_method as load
 
-    from leseg.tasks.common import load_checkpoint
-
-    ckpt = load_checkpoint(ckpt_path)
-    cfg = OmegaConf.create(ckpt["hyper_parameters"]["config"])
-    model = hydra.utils.instantiate(cfg.method)
-    model.load_state_dict(ckpt["state_dict"])
-    return model.to(device).eval()
+    return load(ckpt_path, device=device).module
 
 
 def _index(dataset: ImageLabelDataset) -> dict[str, int]:

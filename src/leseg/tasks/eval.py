@@ -29,10 +29,12 @@ import numpy as np
 from omegaconf import DictConfig, OmegaConf
 
 from leseg.callbacks.prediction_writer import PredictionWriter
-from leseg.tasks.common import load_checkpoint, pin_run_dir, run_info
+from leseg.tasks.launch import pin_run_dir
+from leseg.utils.checkpoint import load_checkpoint, load_method, training_config
 from leseg.utils.instantiate import instantiate_loggers
 from leseg.utils.io import atomic_write, atomic_write_json, atomic_write_text
 from leseg.utils.logging import get_logger
+from leseg.utils.run import run_info
 from leseg.utils.task import task_wrapper
 
 log = get_logger(__name__)
@@ -155,29 +157,26 @@ def evaluate(cfg: DictConfig) -> tuple[dict[str, Any], dict[str, Any]]:
     ``cfg.stage`` set, run that offline stage: :func:`run_stage`).
 
     Raises:
-        FileNotFoundError / ValueError: missing or non-leseg checkpoint (see ``load_checkpoint``).
+        FileNotFoundError / ValueError: missing or non-leseg checkpoint (see :func:`leseg.utils.checkpoint.load_checkpoint`).
         ValueError: the evaluation data has a different number of classes than the checkpoint.
     """
     if cfg.get("stage"):
         return run_stage(cfg)
     pin_run_dir(cfg.paths.output_dir)  # DDP ranks started by Lightning reuse rank 0's directory
     ckpt = load_checkpoint(cfg.ckpt_path)
-    train_cfg = OmegaConf.create(ckpt["hyper_parameters"]["config"])
+    train_cfg = training_config(ckpt)
     data_cfg = cfg.data if cfg.get("data") else train_cfg.data
     if int(data_cfg.num_classes) != int(train_cfg.data.num_classes):
         raise ValueError(
             f"ckpt_path={cfg.ckpt_path} was trained for {train_cfg.data.num_classes} classes "
             f"({train_cfg.data.name}), but data={data_cfg.name} has {data_cfg.num_classes}"
         )
-    method_cfg = train_cfg.method
-    if cfg.get("inference"):
-        method_cfg.inference = cfg.inference
     if cfg.get("seed") is not None:
         L.seed_everything(cfg.seed, workers=True)
 
     datamodule: L.LightningDataModule = hydra.utils.instantiate(data_cfg)
-    model: L.LightningModule = hydra.utils.instantiate(method_cfg)
-    model.load_state_dict(ckpt["state_dict"])
+    overrides = {"method.inference": cfg.inference} if cfg.get("inference") else None
+    model: L.LightningModule = load_method(ckpt, overrides=overrides, eval_mode=False).module
     out_dir = Path(cfg.paths.output_dir)
     writer = PredictionWriter(str(out_dir), max_images=cfg.get("save_predictions"))
     loggers = instantiate_loggers(cfg.get("logger"))
