@@ -9,10 +9,8 @@ run directory:
 - ``confusion_matrix.png`` — row-normalised confusion matrix (single scale);
 - ``pred_trainIds/<name>.png`` and ``pred_color/<name>.png`` — predictions.
 
-With ``stage=<name>`` (``conf/stage/``) it runs an offline pipeline stage instead:
-:func:`stage_argv` turns the ``stage`` config into the stage module's command line (see
-:mod:`leseg.stages.ssenet`), so ``python eval.py stage=ssenet_cams ckpt_path=<file>`` and
-``python -m leseg.stages.ssenet cams --ckpt <file> ...`` are the same run.
+Offline pipeline stages (``conf/stage/``: SSENet's CAMs, CRF seeds, random walk, …) have their own
+entry point, ``python -m leseg.stages <stage> ...`` (:mod:`leseg.stages.entry`).
 """
 
 from __future__ import annotations
@@ -26,7 +24,7 @@ from typing import Any
 import hydra
 import lightning as L
 import numpy as np
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
 from leseg.callbacks.prediction_writer import PredictionWriter
 from leseg.tasks.launch import pin_run_dir
@@ -112,56 +110,14 @@ def _plain_results(result: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def stage_argv(stage: DictConfig) -> list[str]:
-    """The command line of ``stage.module`` for a ``stage`` config (``conf/stage/<name>.yaml``).
-
-    ``name`` is the sub-command; every other key ``k`` except ``module`` becomes ``--k`` with ``_``
-    → ``-``: ``None`` and ``False`` are left out, ``True`` is a bare flag, a list gives one
-    argument per element.
-
-    Raises:
-        ValueError: the config has no ``module`` or ``name``.
-    """
-    plain = OmegaConf.to_container(stage, resolve=True)
-    missing = [k for k in ("module", "name") if not plain.get(k)]
-    if missing:
-        raise ValueError(f"stage config needs {missing} (see conf/stage/), got keys {sorted(plain)}")
-    argv = [str(plain["name"])]
-    for key, value in plain.items():
-        if key in ("module", "name") or value is None or value is False:
-            continue
-        flag = "--" + key.replace("_", "-")
-        if value is True:
-            argv.append(flag)
-        elif isinstance(value, (list, tuple)):
-            argv += [flag, *map(str, value)]
-        else:
-            argv += [flag, str(value)]
-    return argv
-
-
-def run_stage(cfg: DictConfig) -> tuple[dict[str, Any], dict[str, Any]]:
-    """Run ``cfg.stage`` through its module's ``main(argv)``; returns (summary, objects)."""
-    import importlib
-
-    argv = stage_argv(cfg.stage)
-    log.info(f"stage: python -m {cfg.stage.module} {' '.join(argv)}")
-    summary = importlib.import_module(cfg.stage.module).main(argv)
-    metrics = {k: v for k, v in summary.items() if isinstance(v, (int, float))}
-    return metrics, {"cfg": cfg, "summary": summary}
-
-
 @task_wrapper
 def evaluate(cfg: DictConfig) -> tuple[dict[str, Any], dict[str, Any]]:
-    """Evaluate ``cfg.ckpt_path`` and write metrics, tables, plot and predictions (or, with
-    ``cfg.stage`` set, run that offline stage: :func:`run_stage`).
+    """Evaluate ``cfg.ckpt_path`` and write metrics, tables, plot and predictions.
 
     Raises:
         FileNotFoundError / ValueError: missing or non-leseg checkpoint (see :func:`leseg.utils.checkpoint.load_checkpoint`).
         ValueError: the evaluation data has a different number of classes than the checkpoint.
     """
-    if cfg.get("stage"):
-        return run_stage(cfg)
     pin_run_dir(cfg.paths.output_dir)  # DDP ranks started by Lightning reuse rank 0's directory
     ckpt = load_checkpoint(cfg.ckpt_path)
     train_cfg = training_config(ckpt)
