@@ -80,3 +80,12 @@ def test_pseudo_label_audit_through_the_stage_entry(make_train_cfg, tmp_path: Pa
     with pytest.raises(ValueError, match=f"{other}.*method.name='supervised'"):
         run(compose_cfg("stages", ["stage=pseudo_label_audit", f"ckpt_path={other}"],
                         tmp_path / "other"))
+
+
+def test_eval_refuses_a_stage_config_and_names_the_stage_entry(tmp_path: Path) -> None:
+    from leseg.tasks.eval import evaluate
+
+    cfg = compose_cfg("eval", ["+stage=ssenet_evaluate", "ckpt_path=x.ckpt", "stage.masks=m",
+                               "extras.print_config=false"], tmp_path)
+    with pytest.raises(ValueError, match="python -m leseg.stages <stage>"):
+        evaluate(cfg)

@@ -115,9 +115,14 @@ def evaluate(cfg: DictConfig) -> tuple[dict[str, Any], dict[str, Any]]:
     """Evaluate ``cfg.ckpt_path`` and write metrics, tables, plot and predictions.
 
     Raises:
-        FileNotFoundError / ValueError: missing or non-leseg checkpoint (see :func:`leseg.utils.checkpoint.load_checkpoint`).
-        ValueError: the evaluation data has a different number of classes than the checkpoint.
+        FileNotFoundError / ValueError: missing or non-leseg checkpoint (see
+            :func:`leseg.utils.checkpoint.load_checkpoint`).
+        ValueError: the evaluation data has a different number of classes than the checkpoint,
+            or a ``stage`` config was given (stages have their own entry, :mod:`leseg.stages.entry`).
     """
+    if cfg.get("stage"):  # e.g. the old  python eval.py +stage=ssenet_cams
+        raise ValueError("eval.py evaluates a checkpoint; offline stages run with "
+                         "python -m leseg.stages <stage> [overrides] (conf/stage/)")
     pin_run_dir(cfg.paths.output_dir)  # DDP ranks started by Lightning reuse rank 0's directory
     ckpt = load_checkpoint(cfg.ckpt_path)
     train_cfg = training_config(ckpt)
