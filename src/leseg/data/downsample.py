@@ -1,8 +1,10 @@
 """Downsampling a Cityscapes-layout dataset to the 1024×512 copy that Three Ways trains on: the
 pure part (which files, and each file's downsampled content).
 
-Hoyer et al. (CVPR 2021; METHODS.md §6(a), §6(g) 6) downsample every image and sequence frame once
-to 1024×512 with PIL's antialiasing filter; labels are downsampled with nearest neighbour.
+Hoyer et al. (Three Ways, CVPR 2021, implementation details) downsample every image and sequence
+frame once to 1024×512 with PIL's antialiasing (Lanczos) filter (reference:
+``data_preprocessing/prepare_cityscapes.py`` of lhoyer/improving_segmentation_with_selfsupervised_depth,
+which writes JPEG quality 98; here PNG); labels are downsampled with nearest neighbour.
 :func:`downsample_content` does that for one file of ``leftImg8bit``, ``leftImg8bit_sequence``
 (Lanczos), ``gtFine`` PNGs (nearest), ``disparity`` (nearest, disparity values × s_x since they are
 in pixels), rewrites ``camera/*.json`` with the intrinsics rescaled exactly (c' = s (c + ½) − ½,
