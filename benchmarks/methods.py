@@ -64,7 +64,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from leseg.data.datamodules import collate_samples
-from leseg.tasks.common import apply_speed
+from leseg.tasks.speed import apply_speed
 from leseg.utils.io import atomic_write_json, atomic_write_text
 
 REPO = Path(__file__).resolve().parents[1]

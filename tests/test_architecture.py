@@ -62,15 +62,6 @@ SIBLINGS_APART = {frozenset({"data", "models"})}
 TENSOR_RANK = 2
 FRAMEWORKS = ("lightning", "pytorch_lightning", "hydra", "omegaconf", "wandb")
 
-#: upward imports being removed by issue 20 item 1 (checkpoint loading moves to ``utils``):
-#: (file relative to src/leseg, imported module). Remove an entry once its import is gone.
-KNOWN_VIOLATIONS = {
-    ("utils/resolvers.py", "leseg.tasks.common"),
-    ("stages/ssenet.py", "leseg.tasks.common"),
-    ("stages/pseudo_label_audit.py", "leseg.tasks.common"),
-}
-
-
 def _module_name(path: Path, root: Path) -> list[str]:
     """Dotted module parts of ``path`` under ``root`` (``root`` is the ``leseg`` package dir)."""
     parts = list(path.relative_to(root).with_suffix("").parts)
@@ -161,16 +152,6 @@ def test_every_top_level_module_has_a_layer() -> None:
     assert names - set(LAYERS) == set(), "place these modules in LAYERS"
 
 
-def test_no_upward_imports_besides_the_known_ones() -> None:
-    """Only the imports listed in KNOWN_VIOLATIONS break the layering (they are being removed)."""
-    new = [msg for rel, module, msg in find_violations() if (rel, module) not in KNOWN_VIOLATIONS]
-    assert not new, "layering violations:\n" + "\n".join(new)
-
-
-@pytest.mark.xfail(reason="issue 20 item 1: utils/resolvers.py, stages/ssenet.py and "
-                   "stages/pseudo_label_audit.py still import leseg.tasks.common; remove this "
-                   "mark (and KNOWN_VIOLATIONS) once checkpoint loading lives in utils/",
-                   strict=True)
 def test_no_upward_imports() -> None:
     violations = [msg for _, _, msg in find_violations()]
     assert not violations, "layering violations:\n" + "\n".join(violations)

@@ -15,8 +15,8 @@ import torch
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import read_write
 
-from leseg.tasks.common import check_launch, pin_run_dir
 from leseg.tasks.eval import evaluate
+from leseg.tasks.launch import check_launch, pin_run_dir
 from leseg.utils import resolvers
 
 from conftest import REPO, _tiny_overrides, compose_cfg
@@ -120,7 +120,7 @@ def test_all_processes_of_a_run_agree_on_its_directory(make_train_cfg, monkeypat
 def test_multirun_with_ddp_is_refused_unless_slurm_starts_the_ranks(make_train_cfg,
                                                                     monkeypatch) -> None:
     cfg = make_train_cfg(overrides=("trainer=ddp_cpu",))
-    monkeypatch.setattr("leseg.tasks.common.is_multirun", lambda: True)
+    monkeypatch.setattr("leseg.tasks.launch.is_multirun", lambda: True)
     with pytest.raises(ValueError, match="multirun"):
         check_launch(cfg)
     hydra_cfg = HydraConfig.get()

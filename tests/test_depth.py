@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import math
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -33,7 +35,7 @@ from leseg.data.sequences import (
 )
 from leseg.metrics.depth import DepthMetric, compute_depth_errors
 
-from conftest import TINY_CITY, sample_data
+from conftest import TINY_CITY, compose_cfg, sample_data
 
 KITTI_DRIVE = "2011_09_26_drive_0023_sync"
 H, W = TINY_CITY["height"], TINY_CITY["width"]
@@ -396,7 +398,7 @@ def test_downsample_writes_resumes_and_leaves_no_partial_file(city: Path, tmp_pa
                                                               monkeypatch) -> None:
     from PIL import Image
 
-    from leseg.data import downsample
+    from leseg.stages import downsample
 
     dst = tmp_path / "small"
     first = downsample.downsample_dataset(city, dst, height=32, width=64, splits=["val"], jobs=1)
@@ -430,6 +432,18 @@ def test_downsample_writes_resumes_and_leaves_no_partial_file(city: Path, tmp_pa
                             "64", "--splits", "val", "--jobs", "2"]) == 0
     assert img.is_file()
     assert downsample.main(["--src", str(tmp_path / "none"), "--dst", str(dst)]) == 2
+    # the old command and the stage config reach the same stage
+    img.unlink()
+    proc = subprocess.run([sys.executable, "-m", "leseg.data.downsample", "--src", str(city),
+                           "--dst", str(dst), "--height", "32", "--width", "64", "--splits",
+                           "val", "--jobs", "1"], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0 and "1 file(s) written" in proc.stdout, proc.stderr
+    from leseg.stages.entry import run
+
+    cfg = compose_cfg("stages", ["stage=downsample", f"stage.src={city}", f"stage.dst={dst}",
+                                 "stage.height=32", "stage.width=64", "stage.splits=[val]"],
+                      tmp_path / "stage")
+    assert run(cfg) == {"written": 0, "skipped": first["written"]}
 
 
 # --------------------------------------------------------------------------------- DepthMix

@@ -113,7 +113,7 @@ def test_checkpoint_for_other_classes_or_backbone_is_refused_naming_both(tmp_pat
     import torch
     from omegaconf import OmegaConf
 
-    from leseg.tasks.common import check_checkpoint_compatible
+    from leseg.utils.checkpoint import check_checkpoint_compatible
 
     def config(classes: int, data: str, backbone: str) -> dict:
         return {"data": {"num_classes": classes, "name": data},

@@ -17,7 +17,8 @@ import pytest
 import torch
 
 from leseg.data.resumable import EpochSampler, ResumableDataLoader, SeededDataset
-from leseg.tasks.common import find_last_checkpoint, resolve_ckpt_path, set_wandb_resume
+from leseg.tasks.resume import find_last_checkpoint, resolve_ckpt_path
+from leseg.tasks.wandb_resume import set_wandb_resume
 
 from conftest import REPO, _tiny_overrides
 

@@ -10,7 +10,7 @@ import hydra
 import pytest
 import torch
 
-from leseg.tasks.common import apply_speed
+from leseg.tasks.speed import apply_speed
 
 
 def _model(make_train_cfg):

@@ -515,7 +515,6 @@ def _overrides(tmp_path: Path, root: Path, method: str, model: str, out: str) ->
 @pytest.mark.sample_data
 def test_pipeline_end_to_end_on_real_voc_sample_frames(tmp_path: Path) -> None:
     from leseg.data.datamodules import VOCDataModule
-    from leseg.tasks.eval import evaluate
     from leseg.tasks.train import train
 
     root = sample_data("voc_sample", "VOC2012")
@@ -526,18 +525,22 @@ def test_pipeline_end_to_end_on_real_voc_sample_frames(tmp_path: Path) -> None:
     cam_ckpt = tmp_path / "cam" / "checkpoints" / "last.ckpt"
     common = ["--root", str(root), "--split", "train", "--cache-dir", str(tmp_path / "cache")]
     w = tmp_path / "work"
-    # the offline stages run from eval.py with a stage config (conf/stage/ssenet_*.yaml)
+    # the offline stages run from their own entry with a stage config (conf/stage/ssenet_*.yaml)
+    from leseg.stages.entry import run
+
     stage_common = [f"stage.root={root}", "stage.split=train", f"stage.cache_dir={tmp_path / 'cache'}",
                     "extras.print_config=false", f"paths.data_dir={tmp_path}"]
-    summary, _ = evaluate(compose_cfg("eval", ["stage=ssenet_cams", f"ckpt_path={cam_ckpt}",
-                                               f"stage.out={w / 'cams'}", "stage.scales=[0.25]",
-                                               "stage.no_flip=true", "stage.device=cpu",
-                                               *stage_common], tmp_path / "eval_cams"))
+    summary = run(compose_cfg("stages", ["stage=ssenet_cams", f"ckpt_path={cam_ckpt}",
+                                         f"stage.out={w / 'cams'}", "stage.scales=[0.25]",
+                                         "stage.no_flip=true", "stage.device=cpu",
+                                         *stage_common], tmp_path / "stage_cams"))
     assert summary["done"] == 4 and len(list((w / "cams").glob("*.npz"))) == 4
+    saved = json.loads((tmp_path / "stage_cams" / "stage_summary.json").read_text())
+    assert saved["result"] == summary
     crf = [] if crf_available() else ["stage.no_crf=true"]
-    summary, _ = evaluate(compose_cfg("eval", ["stage=ssenet_crf", f"stage.cams={w / 'cams'}",
-                                               f"stage.out={w / 'crf'}", *crf, *stage_common],
-                                      tmp_path / "eval_crf"))
+    summary = run(compose_cfg("stages", ["stage=ssenet_crf", f"stage.cams={w / 'cams'}",
+                                         f"stage.out={w / 'crf'}", *crf, *stage_common],
+                              tmp_path / "stage_crf"))
     assert summary["done"] == 4
     aff_cfg = compose_cfg("train", _overrides(tmp_path, root, "affinitynet", "aff_resnet38", "aff")
                           + [f"data.crf_dir={w / 'crf'}", "trainer.limit_val_batches=0"],
@@ -545,15 +548,26 @@ def test_pipeline_end_to_end_on_real_voc_sample_frames(tmp_path: Path) -> None:
     _, objects = train(aff_cfg)
     assert objects["trainer"].global_step == 1
     aff_ckpt = tmp_path / "aff" / "checkpoints" / "last.ckpt"
-    summary, _ = evaluate(compose_cfg("eval", ["stage=ssenet_random_walk", f"ckpt_path={aff_ckpt}",
-                                               f"stage.cams={w / 'cams'}",
-                                               f"stage.out={w / 'pseudo'}", "stage.device=cpu",
-                                               "stage.log_t=4", *stage_common],
-                                      tmp_path / "eval_rw"))
+    summary = run(compose_cfg("stages", ["stage=ssenet_random_walk", f"ckpt_path={aff_ckpt}",
+                                         f"stage.cams={w / 'cams'}", f"stage.out={w / 'pseudo'}",
+                                         "stage.device=cpu", "stage.log_t=4", *stage_common],
+                              tmp_path / "stage_rw"))
     assert summary["done"] == 4
-    metrics, _ = evaluate(compose_cfg("eval", ["stage=ssenet_evaluate", f"stage.masks={w / 'pseudo'}",
-                                               *stage_common], tmp_path / "eval_masks"))
-    saved = json.loads((tmp_path / "eval_masks" / "metrics.json").read_text())
+    # rerun: every image is found done (skip-if-done)
+    summary = run(compose_cfg("stages", ["stage=ssenet_random_walk", f"ckpt_path={aff_ckpt}",
+                                         f"stage.cams={w / 'cams'}", f"stage.out={w / 'pseudo'}",
+                                         "stage.device=cpu", "stage.log_t=4", *stage_common],
+                              tmp_path / "stage_rw2"))
+    assert summary == {"stage": "random_walk", "done": 0, "skipped": 4}
+    # the command line: python -m leseg.stages <stage> <overrides>
+    env = {**os.environ, "LESEG_OUTPUT_DIR": str(tmp_path / "outputs")}
+    proc = subprocess.run([sys.executable, "-m", "leseg.stages", "ssenet_evaluate",
+                           f"stage.masks={w / 'pseudo'}", *stage_common],
+                          capture_output=True, text=True, env=env, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    (run_dir,) = (tmp_path / "outputs" / "stages" / "ssenet_evaluate").iterdir()
+    saved = json.loads((run_dir / "metrics.json").read_text())
+    metrics = json.loads((run_dir / "stage_summary.json").read_text())["result"]
     assert saved["mIoU"] == pytest.approx(metrics["mIoU"]) and 0.0 <= saved["mIoU"] <= 1.0
     result = stages.main(["evaluate", *common, "--masks", str(w / "pseudo"),
                           "--json", str(w / "rw.json")])
@@ -571,27 +585,48 @@ def test_pipeline_end_to_end_on_real_voc_sample_frames(tmp_path: Path) -> None:
     assert dm.train_dataset[0]["label"].max() <= 20
 
 
-def test_stage_config_becomes_the_stage_command_line() -> None:
-    from omegaconf import OmegaConf
-
-    from leseg.tasks.eval import stage_argv
-
-    cfg = OmegaConf.create({"module": "leseg.stages.ssenet", "name": "cams", "root": "/v",
-                            "scales": [1.0, 0.5], "no_flip": True, "device": None,
-                            "max_images": 3, "progress": False})
-    assert stage_argv(cfg) == ["cams", "--root", "/v", "--scales", "1.0", "0.5", "--no-flip",
-                               "--max-images", "3"]
-    with pytest.raises(ValueError, match="module"):
-        stage_argv(OmegaConf.create({"name": "cams"}))
-
-
-def test_every_stage_config_parses_with_the_stage_module(tmp_path: Path) -> None:
-    from leseg.tasks.eval import stage_argv
-
+def test_every_stage_config_calls_run_stage_with_its_command_line_options(tmp_path: Path) -> None:
+    """A stage config's keys are the stage's command-line options; both reach run_stage."""
     sets = {"ssenet_cams": ["ckpt_path=c.ckpt"], "ssenet_crf": ["stage.cams=w/cams"],
             "ssenet_random_walk": ["ckpt_path=a.ckpt", "stage.cams=w/cams"],
             "ssenet_evaluate": ["stage.masks=w/pseudo"]}
+    dataset_keys = {"root", "split", "label_subdir", "cache_dir", "max_images", "progress"}
     for name, extra in sets.items():
-        cfg = compose_cfg("eval", [f"stage={name}", *extra], tmp_path / name)
-        args = stages._parser().parse_args(stage_argv(cfg.stage))
-        assert args.stage == cfg.stage.name and args.root.endswith("VOCdevkit/VOC2012")
+        cfg = compose_cfg("stages", [f"stage={name}", *extra], tmp_path / name)
+        assert cfg.stage._target_ == "leseg.stages.ssenet.run_stage"
+        assert cfg.stage.root.endswith("VOCdevkit/VOC2012")
+        options = set(cfg.stage) - {"_target_", "name"} - dataset_keys
+        assert options == set(stages.STAGE_OPTIONS[cfg.stage.name])
+        flags = ["--root", "r"] + (["--ckpt", "c"] if "ckpt" in options else []) + (
+            ["--cams", "c"] if "cams" in options else []) + (
+            ["--out", "o"] if "out" in options else [])
+        args = vars(stages._parser().parse_args([cfg.stage.name, *flags]))
+        assert set(args) - {"stage"} - dataset_keys == options
+        if cfg.stage.name == "cams":  # the same defaults on both paths
+            assert cfg.stage.scales == args["scales"] and cfg.stage.no_flip == args["no_flip"]
+    # ckpt_path= travels into the stage
+    cfg = compose_cfg("stages", ["stage=ssenet_cams", "ckpt_path=/x/c.ckpt"], tmp_path / "c")
+    assert cfg.stage.ckpt == "/x/c.ckpt"
+
+
+def test_run_stage_refuses_bad_options_before_reading_data(tmp_path: Path) -> None:
+    root = tmp_path / "no_voc"
+    with pytest.raises(ValueError, match="unknown SSENet stage 'cam'"):
+        stages.run_stage("cam", root)
+    with pytest.raises(ValueError, match=r"unknown option\(s\) \['sclaes'\]"):
+        stages.run_stage("cams", root, ckpt="c", out="o", sclaes=[1.0])
+    with pytest.raises(ValueError, match=r"needs \['ckpt'\]"):
+        stages.run_stage("cams", root, out="o")
+    with pytest.raises(ValueError, match="exactly one of cams"):
+        stages.run_stage("evaluate", root, cams="c", masks="m")
+    with pytest.raises(ValueError, match="exactly one of cams"):
+        stages.run_stage("evaluate", root)
+    with pytest.raises(FileNotFoundError, match="no_voc"):  # valid options: the data is read
+        stages.run_stage("evaluate", root, masks="m")
+
+
+def test_stages_entry_names_the_known_stages() -> None:
+    proc = subprocess.run([sys.executable, "-m", "leseg.stages", "ssenet_cam"], cwd=REPO,
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode != 0
+    assert "unknown stage 'ssenet_cam'" in proc.stderr and "ssenet_cams" in proc.stderr

@@ -9,9 +9,10 @@ import pytest
 import torch
 from omegaconf import open_dict
 
-from leseg.tasks.common import check_launch, load_checkpoint
 from leseg.tasks.eval import evaluate
+from leseg.tasks.launch import check_launch
 from leseg.tasks.train import train
+from leseg.utils.checkpoint import load_checkpoint, load_method
 
 from conftest import compose_cfg
 
@@ -30,6 +31,16 @@ def test_train_then_eval_writes_everything(make_train_cfg, tmp_path: Path, data:
     # Checkpoints hold only plain containers: torch's default weights_only=True loads them.
     ckpt = torch.load(best, weights_only=True)
     assert ckpt["hyper_parameters"]["config"]["data"]["name"] == data
+    # load_method rebuilds the trained module from the stored config alone; an override replaces
+    # the stored value whole (here: the protocol without test-time augmentation)
+    seen = []
+    module, stored = load_method(best, overrides={"method.inference": {"mode": "whole"}},
+                                 check=lambda c: seen.append(c.data.name))
+    assert seen == [data] and not module.training and not module.has_tta
+    assert stored.method.inference == {"mode": "whole"} and stored.data.name == data
+    weights = module.state_dict()
+    assert weights.keys() == ckpt["state_dict"].keys()
+    assert all(torch.equal(weights[k], v) for k, v in ckpt["state_dict"].items())
 
     eval_dir = tmp_path / "eval"
     ecfg = compose_cfg("eval", [f"ckpt_path={best}", "extras.print_config=false",
@@ -69,11 +80,15 @@ def test_eval_refuses_a_missing_or_foreign_checkpoint(tmp_path: Path) -> None:
     torch.save({"state_dict": {}}, foreign)
     with pytest.raises(ValueError, match="not a leseg training checkpoint"):
         load_checkpoint(foreign)
+    with pytest.raises(ValueError, match=f"ckpt_path={foreign}"):
+        load_method(foreign)
+    with pytest.raises(FileNotFoundError, match="nope.ckpt"):
+        load_method(tmp_path / "nope.ckpt")
 
 
 def test_multirun_with_ddp_is_refused(make_train_cfg, monkeypatch) -> None:
     cfg = make_train_cfg(overrides=("trainer.devices=2", "trainer.strategy=ddp"))
-    monkeypatch.setattr("leseg.tasks.common.is_multirun", lambda: True)
+    monkeypatch.setattr("leseg.tasks.launch.is_multirun", lambda: True)
     with pytest.raises(ValueError, match="multirun"):
         check_launch(cfg)
     with open_dict(cfg):

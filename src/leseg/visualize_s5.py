@@ -30,11 +30,10 @@ from typing import Any
 import hydra
 import numpy as np
 import torch
-from omegaconf import OmegaConf
 from PIL import Image, ImageDraw
 
 from leseg.callbacks.common import denormalize
-from leseg.tasks.common import load_checkpoint
+from leseg.utils.checkpoint import load_method
 from leseg.utils.io import atomic_write
 
 __all__ = ["collect_examples", "main", "render_grid", "write_png"]
@@ -171,16 +170,13 @@ def main(argv: Sequence[str] | None = None) -> Path:
     n = int(args.get("n", 8))
     if n < 1:
         raise SystemExit(f"visualize_s5: n must be >= 1, got {n}")
-    ckpt = load_checkpoint(args["ckpt_path"])
-    cfg = OmegaConf.create(ckpt["hyper_parameters"]["config"])
-    if overrides:
-        cfg = OmegaConf.merge(cfg, OmegaConf.from_dotlist(overrides))
-    if "suggestion" not in cfg.method:
-        raise SystemExit(f"visualize_s5: {args['ckpt_path']} is not an S5 checkpoint "
-                         f"(method {cfg.method.get('name')!r})")
+    def s5_only(cfg: Any) -> None:
+        if "suggestion" not in cfg.method:
+            raise SystemExit(f"visualize_s5: {args['ckpt_path']} is not an S5 checkpoint "
+                             f"(method {cfg.method.get('name')!r})")
+
+    module, cfg = load_method(args["ckpt_path"], overrides=overrides, check=s5_only)
     datamodule = hydra.utils.instantiate(cfg.data)
-    module = hydra.utils.instantiate(cfg.method)
-    module.load_state_dict(ckpt["state_dict"])
     datamodule.prepare_data()
     datamodule.setup("validate")
     examples = collect_examples(module, datamodule.val_dataloader(), n,

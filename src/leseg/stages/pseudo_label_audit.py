@@ -9,6 +9,8 @@ bias), which no amount of extra training on that stream can fix::
 
     python -m leseg.stages.pseudo_label_audit --ckpt <s4mc run>/checkpoints/last.ckpt \\
         [--progress 0 0.5 1] [--max-images N] [--json audit.json]
+    python -m leseg.stages pseudo_label_audit ckpt_path=<s4mc run>/checkpoints/last.ckpt \\
+        [stage.progress=[0,0.5,1]] [stage.max_images=N]      # report and summary in the run dir
 
 It rebuilds the method and the DataModule from the training config stored in the checkpoint,
 evaluates the EMA teacher (the student before the warm-up ended) in eval mode on the split's
@@ -26,7 +28,7 @@ from typing import Any
 import hydra
 import numpy as np
 import torch
-from omegaconf import OmegaConf
+from omegaconf import DictConfig
 
 from leseg.components.pseudo_labels import DEFAULT_BETA, s4mc_pseudo_labels
 
@@ -120,14 +122,89 @@ def audit_table(argmax: np.ndarray, kept: dict[float, np.ndarray],
     return "\n".join(lines), summary
 
 
-def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
-    """Command-line entry point (see the module docstring); returns the JSON summary."""
+def audit(ckpt: str, progress: Sequence[float] = (0.0, 0.5, 1.0), max_images: int | None = None,
+          batch: int = 4, device: str | None = None, json_path: str | None = None,
+          md: str | None = None, command: str | None = None) -> dict[str, Any]:
+    """Audit the pseudo-labels of an S4MC checkpoint's teacher (module docstring).
+
+    Args:
+        ckpt: an S4MC checkpoint written by ``train.py``.
+        progress: training progress values in [0, 1] at which DPA is applied.
+        max_images: only the first N unlabeled images (None: all).
+        batch: images per forward pass.
+        device: where the teacher runs (None: cuda when available).
+        json_path, md: write the JSON summary / the markdown report there (atomically).
+        command: the command line quoted in the report's first line (None: this call).
+
+    Returns:
+        The JSON summary of :func:`audit_table` plus ``checkpoint``, ``images``,
+        ``drop_percent``, ``dpa_partition``.
+
+    Raises:
+        FileNotFoundError / ValueError: missing or non-leseg checkpoint, or a checkpoint of
+            another method (names the file and its ``method.name``).
+    """
     from torch.utils.data import DataLoader
 
-    from leseg.tasks.common import load_checkpoint
+    from leseg.utils.checkpoint import load_method
     from leseg.utils.io import atomic_write_json, atomic_write_text
     from leseg.utils.resolvers import register_resolvers
 
+    register_resolvers()
+    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+    progress = [float(q) for q in progress]
+
+    def s4mc_only(cfg: DictConfig) -> None:
+        if cfg.method.get("name") != "s4mc":
+            raise ValueError(f"--ckpt {ckpt}: pseudo_label_audit needs an S4MC checkpoint "
+                             f"(method.name=s4mc), got method.name={cfg.method.get('name')!r}")
+
+    module, cfg = load_method(ckpt, check=s4mc_only, eval_mode=False)
+    teacher = module.eval_net.to(device).eval()
+    dm = hydra.utils.instantiate(cfg.data)
+    dm.setup("fit")
+    names = list(dm.unlabeled_dataset.names)
+    if max_images is not None:
+        names = names[: max_images]
+    dataset = dm._make(dm.train_set, "eval", dm.val_transforms, ids=names,
+                       ids_source="the split's unlabeled list")
+    argmax = None
+    kept: dict[float, np.ndarray] = {}
+    with torch.no_grad():
+        for sample in DataLoader(dataset, batch_size=batch):
+            images, labels = sample["image"], sample["label"]
+            probs = teacher(images.to(device)).float().softmax(dim=1)
+            if probs.shape[-2:] != labels.shape[-2:]:
+                probs = torch.nn.functional.interpolate(probs, size=labels.shape[-2:],
+                                                        mode="bilinear", align_corners=False)
+            a, k = pseudo_label_confusion(probs, labels.to(device), module.prior,
+                                          progress, module.drop_percent, module.beta,
+                                          module.connectivity, module.ignore_index,
+                                          module.num_neighbours, module.dpa_partition)
+            argmax = a if argmax is None else argmax + a
+            kept = {q: kept.get(q, 0) + m for q, m in k.items()}
+    table, summary = audit_table(argmax, kept, list(dm.class_names))
+    summary.update({"checkpoint": str(ckpt), "images": len(names),
+                    "drop_percent": float(module.drop_percent),
+                    "dpa_partition": module.dpa_partition})
+    if command is None:
+        command = (f"python -m leseg.stages.pseudo_label_audit --ckpt {ckpt} --progress "
+                   f"{' '.join(f'{q:g}' for q in progress)}")
+    report = (f"Pseudo-label audit of `{ckpt}` on {len(names)} unlabeled images (%, S4MC "
+              f"filter P = {module.drop_percent:g}, DPA partition {module.dpa_partition}; "
+              f"`kept`, `recall` and `precision` at training progress @p): `{command}`\n\n"
+              f"{table}\n")
+    print(report)
+    print(json.dumps({k: v for k, v in summary.items() if k != "classes"}))
+    if json_path:
+        atomic_write_json(json_path, summary)
+    if md:
+        atomic_write_text(md, report)
+    return summary
+
+
+def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
+    """Command-line entry point (see the module docstring); returns the JSON summary."""
     p = argparse.ArgumentParser(prog="python -m leseg.stages.pseudo_label_audit",
                                 description=__doc__.split("\n")[0])
     p.add_argument("--ckpt", required=True, help="an S4MC checkpoint written by train.py")
@@ -138,54 +215,10 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     p.add_argument("--json", default=None, help="write the summary here (atomically)")
     p.add_argument("--md", default=None, help="write the report here (atomically)")
     args = p.parse_args(argv)
-
-    register_resolvers()
-    ckpt = load_checkpoint(args.ckpt)
-    cfg = OmegaConf.create(ckpt["hyper_parameters"]["config"])
-    if cfg.method.get("name") != "s4mc":
-        raise ValueError(f"--ckpt {args.ckpt}: pseudo_label_audit needs an S4MC checkpoint "
-                         f"(method.name=s4mc), got method.name={cfg.method.get('name')!r}")
-    module = hydra.utils.instantiate(cfg.method)
-    module.load_state_dict(ckpt["state_dict"])
-    teacher = module.eval_net.to(args.device).eval()
-    dm = hydra.utils.instantiate(cfg.data)
-    dm.setup("fit")
-    names = list(dm.unlabeled_dataset.names)
-    if args.max_images is not None:
-        names = names[: args.max_images]
-    dataset = dm._make(dm.train_set, "eval", dm.val_transforms, ids=names,
-                       ids_source="the split's unlabeled list")
-    argmax = None
-    kept: dict[float, np.ndarray] = {}
-    with torch.no_grad():
-        for batch in DataLoader(dataset, batch_size=args.batch):
-            images, labels = batch["image"], batch["label"]
-            probs = teacher(images.to(args.device)).float().softmax(dim=1)
-            if probs.shape[-2:] != labels.shape[-2:]:
-                probs = torch.nn.functional.interpolate(probs, size=labels.shape[-2:],
-                                                        mode="bilinear", align_corners=False)
-            a, k = pseudo_label_confusion(probs, labels.to(args.device), module.prior,
-                                          args.progress, module.drop_percent, module.beta,
-                                          module.connectivity, module.ignore_index,
-                                          module.num_neighbours, module.dpa_partition)
-            argmax = a if argmax is None else argmax + a
-            kept = {q: kept.get(q, 0) + m for q, m in k.items()}
-    table, summary = audit_table(argmax, kept, list(dm.class_names))
-    summary.update({"checkpoint": str(args.ckpt), "images": len(names),
-                    "drop_percent": float(module.drop_percent),
-                    "dpa_partition": module.dpa_partition})
-    report = (f"Pseudo-label audit of `{args.ckpt}` on {len(names)} unlabeled images (%, S4MC "
-              f"filter P = {module.drop_percent:g}, DPA partition {module.dpa_partition}; "
-              f"`kept`, `recall` and `precision` at training progress @p): "
-              f"`python -m leseg.stages.pseudo_label_audit "
-              f"{' '.join(argv if argv is not None else sys.argv[1:])}`\n\n{table}\n")
-    print(report)
-    print(json.dumps({k: v for k, v in summary.items() if k != "classes"}))
-    if args.json:
-        atomic_write_json(args.json, summary)
-    if args.md:
-        atomic_write_text(args.md, report)
-    return summary
+    command = ("python -m leseg.stages.pseudo_label_audit "
+               f"{' '.join(argv if argv is not None else sys.argv[1:])}")
+    return audit(args.ckpt, args.progress, args.max_images, args.batch, args.device, args.json,
+                 args.md, command)
 
 
 if __name__ == "__main__":

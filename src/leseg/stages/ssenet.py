@@ -25,9 +25,9 @@ Stages (Python API and command line ``python -m leseg.stages.ssenet <stage> ...`
     prints and optionally writes (``--json``) the 21-class confusion-matrix metrics against the
     dataset's masks.
 
-The same stages run from ``eval.py`` with the stage configs of ``conf/stage/`` (the paper's values):
-``python eval.py stage=ssenet_cams ckpt_path=<file> stage.root=<VOC2012>`` and so on
-(:func:`leseg.tasks.eval.stage_argv` turns the config into this command line).
+The same stages run with the stage configs of ``conf/stage/`` (the paper's values):
+``python -m leseg.stages ssenet_cams ckpt_path=<file> stage.root=<VOC2012>`` and so on
+(:mod:`leseg.stages.entry` calls :func:`run_stage` with the config's keys).
 
 Every stage reads the images of ``--root`` (a VOC2012-layout folder) and ``--split``
 (``ImageSets/Segmentation/<split>.txt``; the papers' protocol is VOC ``train``, 1,464 images);
@@ -72,8 +72,8 @@ from leseg.metrics.segmentation import confusion_matrix, metrics_from_confusion
 from leseg.stages.runner import StageResult, run_items, save_npz, save_png
 from leseg.utils.io import atomic_write_json
 
-__all__ = ["evaluate_cams", "evaluate_masks", "load_method", "main", "open_dataset", "read_cams",
-           "run_cams", "run_crf", "run_random_walk"]
+__all__ = ["STAGE_OPTIONS", "evaluate_cams", "evaluate_masks", "load_method", "main", "open_dataset",
+           "read_cams", "run_cams", "run_crf", "run_random_walk", "run_stage"]
 
 CRF_ALPHAS = (4.0, 24.0)
 """Low and high background powers of SSENet's repo (psa README: 4 and 32)."""
@@ -106,18 +106,11 @@ def load_method(ckpt_path: str | os.PathLike, device: str = "cpu") -> torch.nn.M
     """Rebuild a LightningModule from a ``train.py`` checkpoint (its stored config), in eval mode.
 
     Raises:
-        FileNotFoundError / ValueError: see :func:`leseg.tasks.common.load_checkpoint`.
+        FileNotFoundError / ValueError: see :func:`leseg.utils.checkpoint.load_method`.
     """
-    import hydra
-    from omegaconf import OmegaConf
+    from leseg.utils.checkpoint import load_method as load
 
-    from leseg.tasks.common import load_checkpoint
-
-    ckpt = load_checkpoint(ckpt_path)
-    cfg = OmegaConf.create(ckpt["hyper_parameters"]["config"])
-    model = hydra.utils.instantiate(cfg.method)
-    model.load_state_dict(ckpt["state_dict"])
-    return model.to(device).eval()
+    return load(ckpt_path, device=device).module
 
 
 def _index(dataset: ImageLabelDataset) -> dict[str, int]:
@@ -341,30 +334,82 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
-def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
-    """Command-line entry point (see the module docstring); returns the stage's summary."""
-    args = _parser().parse_args(argv)
-    dataset = open_dataset(args.root, args.split, args.label_subdir, args.cache_dir,
-                           args.max_images)
-    if args.stage == "cams":
-        r = run_cams(load_method(args.ckpt, args.device), dataset, args.out, args.scales,
-                     not args.no_flip, args.device, args.progress)
-    elif args.stage == "crf":
-        r = run_crf(dataset, args.cams, args.out, args.alphas, args.workers, not args.no_crf,
-                    args.progress)
-    elif args.stage == "random_walk":
-        r = run_random_walk(load_method(args.ckpt, args.device), dataset, args.cams, args.out,
-                            args.beta, args.log_t, args.bg, args.device, progress=args.progress)
+_REQUIRED = object()
+STAGE_OPTIONS: dict[str, dict[str, Any]] = {
+    "cams": {"ckpt": _REQUIRED, "out": _REQUIRED, "scales": list(CAM_SCALES), "no_flip": False,
+             "device": None},
+    "crf": {"cams": _REQUIRED, "out": _REQUIRED, "alphas": list(CRF_ALPHAS), "workers": 0,
+            "no_crf": False},
+    "random_walk": {"ckpt": _REQUIRED, "cams": _REQUIRED, "out": _REQUIRED, "beta": BETA,
+                    "log_t": LOG_T, "bg": BG_SCORE, "device": None},
+    "evaluate": {"cams": None, "masks": None, "bg": BG_SCORE, "json": None},
+}
+"""Options of each stage beyond the dataset ones, with their defaults (those of the command line;
+``device`` None = cuda when available)."""
+
+
+def run_stage(name: str, root: str | os.PathLike, split: str = "train",
+              label_subdir: str | None = None, cache_dir: str | os.PathLike | None = None,
+              max_images: int | None = None, progress: bool = False,
+              **options: Any) -> dict[str, Any]:
+    """Run one stage by name with keyword options: what the command line and the stage configs
+    (``conf/stage/ssenet_*.yaml``, ``python -m leseg.stages ssenet_<name> ...``) call.
+
+    Args:
+        name: ``cams`` | ``crf`` | ``random_walk`` | ``evaluate``.
+        root, split, label_subdir, cache_dir, max_images, progress: the dataset (:func:`open_dataset`).
+        options: the stage's options (:data:`STAGE_OPTIONS`; the command line's flags with ``_``,
+            e.g. ``no_flip``, ``log_t``); None takes the default.
+
+    Returns:
+        The stage's summary: ``{"stage", "done", "skipped"}`` (file counts), or for ``evaluate``
+        the metrics of :func:`evaluate_cams` / :func:`evaluate_masks`.
+
+    Raises:
+        ValueError: unknown stage or option, a missing required option, or for ``evaluate`` not
+            exactly one of ``cams`` / ``masks`` (names them).
+    """
+    if name not in STAGE_OPTIONS:
+        raise ValueError(f"unknown SSENet stage {name!r}; expected one of {list(STAGE_OPTIONS)}")
+    known = STAGE_OPTIONS[name]
+    unknown = sorted(set(options) - set(known))
+    if unknown:
+        raise ValueError(f"stage {name}: unknown option(s) {unknown}; expected {sorted(known)}")
+    opt = {k: (d if options.get(k) is None else options[k]) for k, d in known.items()}
+    missing = [k for k, v in opt.items() if v is _REQUIRED]
+    if missing:
+        raise ValueError(f"stage {name} needs {missing} (e.g. stage.{missing[0]}=<path>)")
+    if name == "evaluate" and (opt["cams"] is None) == (opt["masks"] is None):
+        raise ValueError("stage evaluate needs exactly one of cams (CAM-step prediction) or "
+                         "masks (a pseudo-mask folder)")
+    device = opt.get("device") or ("cuda" if torch.cuda.is_available() else "cpu")
+    dataset = open_dataset(root, split, label_subdir, cache_dir, max_images)
+    if name == "cams":
+        r = run_cams(load_method(opt["ckpt"], device), dataset, opt["out"],
+                     [float(s) for s in opt["scales"]], not opt["no_flip"], device, progress)
+    elif name == "crf":
+        r = run_crf(dataset, opt["cams"], opt["out"], [float(a) for a in opt["alphas"]],
+                    int(opt["workers"]), not opt["no_crf"], progress)
+    elif name == "random_walk":
+        r = run_random_walk(load_method(opt["ckpt"], device), dataset, opt["cams"], opt["out"],
+                            float(opt["beta"]), int(opt["log_t"]), float(opt["bg"]), device,
+                            progress=progress)
     else:
-        metrics = (evaluate_cams(dataset, args.cams, args.bg) if args.cams
-                   else evaluate_masks(dataset, args.masks))
-        if args.json:
-            atomic_write_json(args.json, metrics)
+        metrics = (evaluate_cams(dataset, opt["cams"], float(opt["bg"])) if opt["cams"]
+                   else evaluate_masks(dataset, opt["masks"]))
+        if opt["json"]:
+            atomic_write_json(opt["json"], metrics)
         print(json.dumps({k: v for k, v in metrics.items() if k != "IoU"}))
         return metrics
-    summary = {"stage": args.stage, "done": len(r.done), "skipped": len(r.skipped)}
+    summary = {"stage": name, "done": len(r.done), "skipped": len(r.skipped)}
     print(json.dumps(summary))
     return summary
+
+
+def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
+    """Command-line entry point (see the module docstring); returns the stage's summary."""
+    options = vars(_parser().parse_args(argv))
+    return run_stage(options.pop("stage"), **options)
 
 
 if __name__ == "__main__":

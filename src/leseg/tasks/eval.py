@@ -9,10 +9,8 @@ run directory:
 - ``confusion_matrix.png`` — row-normalised confusion matrix (single scale);
 - ``pred_trainIds/<name>.png`` and ``pred_color/<name>.png`` — predictions.
 
-With ``stage=<name>`` (``conf/stage/``) it runs an offline pipeline stage instead:
-:func:`stage_argv` turns the ``stage`` config into the stage module's command line (see
-:mod:`leseg.stages.ssenet`), so ``python eval.py stage=ssenet_cams ckpt_path=<file>`` and
-``python -m leseg.stages.ssenet cams --ckpt <file> ...`` are the same run.
+Offline pipeline stages (``conf/stage/``: SSENet's CAMs, CRF seeds, random walk, …) have their own
+entry point, ``python -m leseg.stages <stage> ...`` (:mod:`leseg.stages.entry`).
 """
 
 from __future__ import annotations
@@ -26,13 +24,15 @@ from typing import Any
 import hydra
 import lightning as L
 import numpy as np
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
 from leseg.callbacks.prediction_writer import PredictionWriter
-from leseg.tasks.common import load_checkpoint, pin_run_dir, run_info
+from leseg.tasks.launch import pin_run_dir
+from leseg.utils.checkpoint import load_checkpoint, load_method, training_config
 from leseg.utils.instantiate import instantiate_loggers
 from leseg.utils.io import atomic_write, atomic_write_json, atomic_write_text
 from leseg.utils.logging import get_logger
+from leseg.utils.run import run_info
 from leseg.utils.task import task_wrapper
 
 log = get_logger(__name__)
@@ -110,74 +110,34 @@ def _plain_results(result: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def stage_argv(stage: DictConfig) -> list[str]:
-    """The command line of ``stage.module`` for a ``stage`` config (``conf/stage/<name>.yaml``).
-
-    ``name`` is the sub-command; every other key ``k`` except ``module`` becomes ``--k`` with ``_``
-    → ``-``: ``None`` and ``False`` are left out, ``True`` is a bare flag, a list gives one
-    argument per element.
-
-    Raises:
-        ValueError: the config has no ``module`` or ``name``.
-    """
-    plain = OmegaConf.to_container(stage, resolve=True)
-    missing = [k for k in ("module", "name") if not plain.get(k)]
-    if missing:
-        raise ValueError(f"stage config needs {missing} (see conf/stage/), got keys {sorted(plain)}")
-    argv = [str(plain["name"])]
-    for key, value in plain.items():
-        if key in ("module", "name") or value is None or value is False:
-            continue
-        flag = "--" + key.replace("_", "-")
-        if value is True:
-            argv.append(flag)
-        elif isinstance(value, (list, tuple)):
-            argv += [flag, *map(str, value)]
-        else:
-            argv += [flag, str(value)]
-    return argv
-
-
-def run_stage(cfg: DictConfig) -> tuple[dict[str, Any], dict[str, Any]]:
-    """Run ``cfg.stage`` through its module's ``main(argv)``; returns (summary, objects)."""
-    import importlib
-
-    argv = stage_argv(cfg.stage)
-    log.info(f"stage: python -m {cfg.stage.module} {' '.join(argv)}")
-    summary = importlib.import_module(cfg.stage.module).main(argv)
-    metrics = {k: v for k, v in summary.items() if isinstance(v, (int, float))}
-    return metrics, {"cfg": cfg, "summary": summary}
-
-
 @task_wrapper
 def evaluate(cfg: DictConfig) -> tuple[dict[str, Any], dict[str, Any]]:
-    """Evaluate ``cfg.ckpt_path`` and write metrics, tables, plot and predictions (or, with
-    ``cfg.stage`` set, run that offline stage: :func:`run_stage`).
+    """Evaluate ``cfg.ckpt_path`` and write metrics, tables, plot and predictions.
 
     Raises:
-        FileNotFoundError / ValueError: missing or non-leseg checkpoint (see ``load_checkpoint``).
-        ValueError: the evaluation data has a different number of classes than the checkpoint.
+        FileNotFoundError / ValueError: missing or non-leseg checkpoint (see
+            :func:`leseg.utils.checkpoint.load_checkpoint`).
+        ValueError: the evaluation data has a different number of classes than the checkpoint,
+            or a ``stage`` config was given (stages have their own entry, :mod:`leseg.stages.entry`).
     """
-    if cfg.get("stage"):
-        return run_stage(cfg)
+    if cfg.get("stage"):  # e.g. the old  python eval.py +stage=ssenet_cams
+        raise ValueError("eval.py evaluates a checkpoint; offline stages run with "
+                         "python -m leseg.stages <stage> [overrides] (conf/stage/)")
     pin_run_dir(cfg.paths.output_dir)  # DDP ranks started by Lightning reuse rank 0's directory
     ckpt = load_checkpoint(cfg.ckpt_path)
-    train_cfg = OmegaConf.create(ckpt["hyper_parameters"]["config"])
+    train_cfg = training_config(ckpt)
     data_cfg = cfg.data if cfg.get("data") else train_cfg.data
     if int(data_cfg.num_classes) != int(train_cfg.data.num_classes):
         raise ValueError(
             f"ckpt_path={cfg.ckpt_path} was trained for {train_cfg.data.num_classes} classes "
             f"({train_cfg.data.name}), but data={data_cfg.name} has {data_cfg.num_classes}"
         )
-    method_cfg = train_cfg.method
-    if cfg.get("inference"):
-        method_cfg.inference = cfg.inference
     if cfg.get("seed") is not None:
         L.seed_everything(cfg.seed, workers=True)
 
     datamodule: L.LightningDataModule = hydra.utils.instantiate(data_cfg)
-    model: L.LightningModule = hydra.utils.instantiate(method_cfg)
-    model.load_state_dict(ckpt["state_dict"])
+    overrides = {"method.inference": cfg.inference} if cfg.get("inference") else None
+    model: L.LightningModule = load_method(ckpt, overrides=overrides, eval_mode=False).module
     out_dir = Path(cfg.paths.output_dir)
     writer = PredictionWriter(str(out_dir), max_images=cfg.get("save_predictions"))
     loggers = instantiate_loggers(cfg.get("logger"))

@@ -16,20 +16,16 @@ from lightning.pytorch.callbacks import LearningRateMonitor
 from omegaconf import DictConfig
 
 from leseg.data.faults import summarize_skips
-from leseg.tasks.common import (
-    apply_speed,
-    check_checkpoint_compatible,
-    check_launch,
-    pin_run_dir,
-    resolve_ckpt_path,
-    resume_callbacks,
-    run_info,
-    set_wandb_resume,
-)
+from leseg.tasks.launch import check_launch, pin_run_dir
+from leseg.tasks.resume import resolve_ckpt_path, resume_callbacks
+from leseg.tasks.speed import apply_speed
+from leseg.tasks.wandb_resume import set_wandb_resume
+from leseg.utils.checkpoint import check_checkpoint_compatible
 from leseg.utils.config import to_plain
 from leseg.utils.instantiate import instantiate_callbacks, instantiate_loggers
 from leseg.utils.io import atomic_write_json
 from leseg.utils.logging import get_logger
+from leseg.utils.run import run_info
 from leseg.utils.task import task_wrapper
 
 log = get_logger(__name__)
@@ -55,7 +51,7 @@ def train(cfg: DictConfig) -> tuple[dict[str, Any], dict[str, Any]]:
     into ``cfg.paths.output_dir``; checkpoints go to ``<output_dir>/checkpoints``.
 
     Resume: ``ckpt_path=<file>`` or ``ckpt_path=last`` (see
-    :func:`leseg.tasks.common.find_last_checkpoint`); with a fixed ``seed`` the resumed run ends
+    :func:`leseg.tasks.resume.find_last_checkpoint`); with a fixed ``seed`` the resumed run ends
     with the same weights as an uninterrupted one (data stream: :mod:`leseg.data.resumable`; global
     RNG: :class:`leseg.callbacks.resume.RNGStateCheckpoint`; mid-epoch ``last.ckpt`` every
     ``resume.every_n_train_steps`` steps) and logs into the same wandb run.

@@ -20,7 +20,8 @@ from omegaconf import OmegaConf
 
 @functools.lru_cache(maxsize=8)
 def _ckpt_info(path: str) -> dict:
-    from leseg.tasks.common import load_checkpoint, run_info
+    from leseg.utils.checkpoint import load_checkpoint
+    from leseg.utils.run import run_info
 
     try:
         return run_info(load_checkpoint(path)["hyper_parameters"]["config"])
@@ -74,7 +75,7 @@ def run_stamp(fmt: str = "%Y-%m-%d_%H-%M-%S_%f") -> str:
     3. the current time formatted with ``fmt`` (like ``${now:fmt}``).
 
     The value is memoised per process and format. Ranks launched by Lightning's own DDP launcher
-    get the directory of rank 0 from the train task (:func:`leseg.tasks.common.pin_run_dir`), and
+    get the directory of rank 0 from the train task (:func:`leseg.tasks.launch.pin_run_dir`), and
     SLURM jobs started by Hydra's submitit launcher receive an already resolved directory.
     """
     if fmt in _RUN_STAMPS:
