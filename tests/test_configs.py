@@ -33,12 +33,44 @@ def test_experiment_composes_and_is_named_after_itself(experiment: str) -> None:
     assert cfg.method.inference.mode in ("whole", "slide")
 
 
-@pytest.mark.parametrize("data", ["cityscapes", "voc", "synthetic_city", "synthetic_voc"])
+DATASETS = sorted(p.stem for p in (CONF / "data").glob("*.yaml"))
+# conf/inference/<protocol> named by each data config (variants inherit their base's)
+PROTOCOLS = {"cityscapes": "cityscapes", "cityscapes_semi": "cityscapes",
+             "cityscapes_unlabeled": "cityscapes", "cityscapes_binary": "cityscapes_binary",
+             "cityscapes_sequence": "cityscapes_sequence",
+             "synthetic_city_sequence": "cityscapes_sequence", "voc": "whole", "voc_semi": "whole",
+             "voc_image_labels": "whole", "voc_unlabeled": "whole",
+             "synthetic_city": "synthetic_city", "synthetic_city_semi": "synthetic_city",
+             "synthetic_city_unlabeled": "synthetic_city",
+             "synthetic_city_binary": "synthetic_city_binary", "synthetic_voc": "synthetic_voc",
+             "synthetic_voc_semi": "synthetic_voc", "synthetic_voc_image_labels": "synthetic_voc",
+             "synthetic_voc_unlabeled": "synthetic_voc"}
+
+
+@pytest.mark.parametrize("data", DATASETS)
 def test_each_dataset_brings_its_evaluation_protocol(data: str) -> None:
     cfg = _compose("train", [f"data={data}"])
-    assert cfg.hydra.runtime.choices.inference == data
-    expected = "slide" if data == "cityscapes" else "whole"
-    assert cfg.inference.mode == expected
+    choice = cfg.hydra.runtime.choices.inference
+    assert choice is not None, (f"conf/data/{data}.yaml names no evaluation protocol: add "
+                                "`- override /inference@_global_.inference: <conf/inference name>`")
+    if data in PROTOCOLS:
+        assert choice == PROTOCOLS[data]
+        slide = PROTOCOLS[data] == "cityscapes"
+        assert cfg.inference.mode == ("slide" if slide else "whole")
+
+
+def test_inference_override_beats_the_datasets_protocol() -> None:
+    assert _compose("train", ["data=cityscapes_semi", "inference=whole"]).inference.mode == "whole"
+    cfg = _compose("train", ["experiment=supervised_fcn8s-r50_cityscapes-768x768"])  # sets whole
+    assert cfg.data.name == "cityscapes" and cfg.inference.mode == "whole"
+    cfg = _compose("train", ["experiment=supervised_fcn8s-r50_cityscapes-768x768",
+                             "inference=cityscapes"])
+    assert cfg.inference.mode == "slide"
+    # eval: the checkpoint's protocol (None here) unless data= or inference= is given
+    assert _compose("eval", ["ckpt_path=x.ckpt"]).get("inference") is None
+    assert _compose("eval", ["ckpt_path=x.ckpt", "data=cityscapes"]).inference.mode == "slide"
+    assert _compose("eval", ["ckpt_path=x.ckpt", "data=cityscapes",
+                             "inference=whole"]).inference.mode == "whole"
 
 
 def test_run_dir_names_experiment_split_seed_and_microseconds() -> None:
