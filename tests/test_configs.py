@@ -2,14 +2,25 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 from omegaconf import OmegaConf
 
-from conftest import CONF
+from conftest import CONF, REPO
 
 EXPERIMENTS = sorted(p.stem for p in (CONF / "experiment").glob("*.yaml"))
+EXPERIMENT_README = CONF / "experiment" / "README.md"
+
+
+def _prefix_table() -> dict[str, tuple[str, str]]:
+    """conf/experiment/README.md's table: prefix -> (conf/method/ stem, src/leseg/methods/ stem)."""
+    rows = re.findall(r"^\| `(\w+)` \| `(\w+)\.yaml` \| `(\w+)\.py` \|",
+                      EXPERIMENT_README.read_text(), re.M)
+    assert rows, f"{EXPERIMENT_README}: no prefix | method config | module rows found"
+    return {prefix: (method, module) for prefix, method, module in rows}
 
 
 def _compose(name: str, overrides: list[str]):
@@ -31,6 +42,23 @@ def test_experiment_composes_and_is_named_after_itself(experiment: str) -> None:
     plain = OmegaConf.to_container(cfg.data, resolve=True)  # every interpolation resolves
     assert plain["num_classes"] == cfg.model.num_classes == cfg.method.num_classes
     assert cfg.method.inference.mode in ("whole", "slide")
+
+
+def test_experiment_prefixes_lead_to_their_method_files() -> None:
+    table = _prefix_table()
+    used = set()
+    for experiment in EXPERIMENTS:
+        prefix = experiment.split("_", 1)[0].split("-", 1)[0]
+        assert prefix in table, f"{experiment}: prefix {prefix!r} has no row in {EXPERIMENT_README}"
+        method_file, module = table[prefix]
+        cfg = _compose("train", [f"experiment={experiment}"])
+        assert cfg.hydra.runtime.choices.method == method_file, experiment
+        assert cfg.method._target_.startswith(f"leseg.methods.{module}."), experiment
+        used.add(prefix)
+    for prefix, (method_file, module) in table.items():
+        assert (CONF / "method" / f"{method_file}.yaml").is_file(), prefix
+        assert (REPO / "src" / "leseg" / "methods" / f"{module}.py").is_file(), prefix
+    assert used == set(table), f"rows without an experiment: {sorted(set(table) - used)}"
 
 
 DATASETS = sorted(p.stem for p in (CONF / "data").glob("*.yaml"))
