@@ -2,14 +2,25 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 from omegaconf import OmegaConf
 
-from conftest import CONF
+from conftest import CONF, REPO
 
 EXPERIMENTS = sorted(p.stem for p in (CONF / "experiment").glob("*.yaml"))
+EXPERIMENT_README = CONF / "experiment" / "README.md"
+
+
+def _prefix_table() -> dict[str, tuple[str, str]]:
+    """conf/experiment/README.md's table: prefix -> (conf/method/ stem, src/leseg/methods/ stem)."""
+    rows = re.findall(r"^\| `(\w+)` \| `(\w+)\.yaml` \| `(\w+)\.py` \|",
+                      EXPERIMENT_README.read_text(), re.M)
+    assert rows, f"{EXPERIMENT_README}: no prefix | method config | module rows found"
+    return {prefix: (method, module) for prefix, method, module in rows}
 
 
 def _compose(name: str, overrides: list[str]):
@@ -33,12 +44,61 @@ def test_experiment_composes_and_is_named_after_itself(experiment: str) -> None:
     assert cfg.method.inference.mode in ("whole", "slide")
 
 
-@pytest.mark.parametrize("data", ["cityscapes", "voc", "synthetic_city", "synthetic_voc"])
+def test_experiment_prefixes_lead_to_their_method_files() -> None:
+    table = _prefix_table()
+    used = set()
+    for experiment in EXPERIMENTS:
+        prefix = experiment.split("_", 1)[0].split("-", 1)[0]
+        assert prefix in table, f"{experiment}: prefix {prefix!r} has no row in {EXPERIMENT_README}"
+        method_file, module = table[prefix]
+        cfg = _compose("train", [f"experiment={experiment}"])
+        assert cfg.hydra.runtime.choices.method == method_file, experiment
+        assert cfg.method._target_.startswith(f"leseg.methods.{module}."), experiment
+        used.add(prefix)
+    for prefix, (method_file, module) in table.items():
+        assert (CONF / "method" / f"{method_file}.yaml").is_file(), prefix
+        assert (REPO / "src" / "leseg" / "methods" / f"{module}.py").is_file(), prefix
+    assert used == set(table), f"rows without an experiment: {sorted(set(table) - used)}"
+
+
+DATASETS = sorted(p.stem for p in (CONF / "data").glob("*.yaml"))
+# conf/inference/<protocol> named by each data config (variants inherit their base's)
+PROTOCOLS = {"cityscapes": "cityscapes", "cityscapes_semi": "cityscapes",
+             "cityscapes_unlabeled": "cityscapes", "cityscapes_binary": "cityscapes_binary",
+             "cityscapes_sequence": "cityscapes_sequence",
+             "synthetic_city_sequence": "cityscapes_sequence", "voc": "whole", "voc_semi": "whole",
+             "voc_image_labels": "whole", "voc_unlabeled": "whole",
+             "synthetic_city": "synthetic_city", "synthetic_city_semi": "synthetic_city",
+             "synthetic_city_unlabeled": "synthetic_city",
+             "synthetic_city_binary": "synthetic_city_binary", "synthetic_voc": "synthetic_voc",
+             "synthetic_voc_semi": "synthetic_voc", "synthetic_voc_image_labels": "synthetic_voc",
+             "synthetic_voc_unlabeled": "synthetic_voc"}
+
+
+@pytest.mark.parametrize("data", DATASETS)
 def test_each_dataset_brings_its_evaluation_protocol(data: str) -> None:
     cfg = _compose("train", [f"data={data}"])
-    assert cfg.hydra.runtime.choices.inference == data
-    expected = "slide" if data == "cityscapes" else "whole"
-    assert cfg.inference.mode == expected
+    choice = cfg.hydra.runtime.choices.inference
+    assert choice is not None, (f"conf/data/{data}.yaml names no evaluation protocol: add "
+                                "`- override /inference@_global_.inference: <conf/inference name>`")
+    if data in PROTOCOLS:
+        assert choice == PROTOCOLS[data]
+        slide = PROTOCOLS[data] == "cityscapes"
+        assert cfg.inference.mode == ("slide" if slide else "whole")
+
+
+def test_inference_override_beats_the_datasets_protocol() -> None:
+    assert _compose("train", ["data=cityscapes_semi", "inference=whole"]).inference.mode == "whole"
+    cfg = _compose("train", ["experiment=supervised_fcn8s-r50_cityscapes-768x768"])  # sets whole
+    assert cfg.data.name == "cityscapes" and cfg.inference.mode == "whole"
+    cfg = _compose("train", ["experiment=supervised_fcn8s-r50_cityscapes-768x768",
+                             "inference=cityscapes"])
+    assert cfg.inference.mode == "slide"
+    # eval: the checkpoint's protocol (None here) unless data= or inference= is given
+    assert _compose("eval", ["ckpt_path=x.ckpt"]).get("inference") is None
+    assert _compose("eval", ["ckpt_path=x.ckpt", "data=cityscapes"]).inference.mode == "slide"
+    assert _compose("eval", ["ckpt_path=x.ckpt", "data=cityscapes",
+                             "inference=whole"]).inference.mode == "whole"
 
 
 def test_run_dir_names_experiment_split_seed_and_microseconds() -> None:

@@ -518,7 +518,7 @@ def test_pipeline_end_to_end_on_real_voc_sample_frames(tmp_path: Path) -> None:
     from leseg.tasks.train import train
 
     root = sample_data("voc_sample", "VOC2012")
-    cam_cfg = compose_cfg("train", _overrides(tmp_path, root, "ssenet_cam", "cam_resnet38", "cam")
+    cam_cfg = compose_cfg("train", _overrides(tmp_path, root, "ssenet", "cam_resnet38", "cam")
                           + ["method.val_scales=[0.25]"], tmp_path / "cam")
     metrics, objects = train(cam_cfg)
     assert objects["trainer"].global_step == 1 and 0.0 <= metrics["val/mIoU"] <= 1.0
