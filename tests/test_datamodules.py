@@ -213,3 +213,25 @@ def test_real_voc_palette_decoding_matches_aug(tmp_path: Path) -> None:
     val = next(iter(official.val_dataloader()))
     assert val["name"] == ["2007_000033"] and val["label"].shape == (1, 366, 500)
     assert official.val_dataset.label_subdir == "SegmentationClass"
+
+
+def test_samples_per_epoch_gives_every_split_the_same_steps(tmp_path: Path) -> None:
+    """A fixed epoch length: a 2-image split and the 5-image full set both train 4 batches of 2
+    per epoch; the small split is oversampled (each image 4 times), deterministically."""
+    splits = tmp_path / "splits"
+    (splits / "2").mkdir(parents=True)
+    (splits / "2" / "labeled.txt").write_text(f"{CITY_TRAIN[3]}\n{CITY_TRAIN[1]}\n")
+    small = _city(tmp_path, split=2, splits_dir=str(splits), samples_per_epoch=9)
+    full = _city(tmp_path, samples_per_epoch=9)
+    for dm in (small, full):
+        dm.setup("fit")
+    names = [n for b in small.train_dataloader() for n in b["name"]]
+    assert len(names) == 8  # 9 draws rounded down to whole global batches of 2
+    assert sorted(set(names)) == sorted([CITY_TRAIN[1], CITY_TRAIN[3]])
+    assert names.count(CITY_TRAIN[1]) == names.count(CITY_TRAIN[3]) == 4
+    assert len(list(full.train_dataloader())) == 4
+    again = _city(tmp_path, split=2, splits_dir=str(splits), samples_per_epoch=9)
+    again.setup("fit")
+    assert [n for b in again.train_dataloader() for n in b["name"]] == names
+    with pytest.raises(ValueError, match="samples_per_epoch=1 must be at least batch_size=2"):
+        _city(tmp_path, samples_per_epoch=1)

@@ -127,6 +127,12 @@ class SegmentationDataModule(L.LightningDataModule):
             only take effect with ``num_workers > 0``).
         max_train_samples, max_val_samples: keep only the first N samples of the training set
             (after the split) / of the val and test sets (debug runs); None = all.
+        samples_per_epoch: draws per training epoch over all processes; None = one pass over the
+            training set. A fixed value gives every label split the same number of steps per epoch
+            (``samples_per_epoch // batch_size``), as a supervised curve at an equal budget needs:
+            the epoch is drawn as concatenated seeded permutations of the training set
+            (:class:`~leseg.data.resumable.StreamSampler`), so a small split is oversampled and a
+            large one subsampled; it stays deterministic and resumable.
         synthetic: if given (``{"kind": "city"|"voc", **params}``), ``prepare_data`` generates the
             dataset into ``root`` with ``ensure_synthetic(kind, root, **params)`` when missing.
         crop_name: descriptive only (used in experiment names); stored.
@@ -141,8 +147,9 @@ class SegmentationDataModule(L.LightningDataModule):
         TypeError: instantiating the base class, a transforms argument that is not a mapping, or
             an unknown ``build_transforms`` keyword.
         ValueError: ``num_classes`` not matching the class table, ``ignore_index`` ≠ 255,
-            non-positive batch sizes, ``split`` without ``splits_dir``, ``synthetic`` without
-            ``kind``, or malformed transform values.
+            non-positive batch sizes, ``split`` without ``splits_dir``, ``samples_per_epoch``
+            smaller than ``batch_size``, ``synthetic`` without ``kind``, or malformed transform
+            values.
     """
 
     dataset_cls: type[Dataset] | None = None
@@ -155,6 +162,7 @@ class SegmentationDataModule(L.LightningDataModule):
                  batch_size: int = 8, val_batch_size: int = 1, num_workers: int = 0,
                  pin_memory: bool = False, persistent_workers: bool = False,
                  max_train_samples: int | None = None, max_val_samples: int | None = None,
+                 samples_per_epoch: int | None = None,
                  synthetic: dict | None = None, crop_name: str | None = None,
                  mean: Sequence[float] = IMAGENET_MEAN, std: Sequence[float] = IMAGENET_STD,
                  on_bad_sample: str = "raise", **kwargs: Any) -> None:
@@ -177,6 +185,10 @@ class SegmentationDataModule(L.LightningDataModule):
         if batch_size < 1 or val_batch_size < 1:
             raise ValueError(f"data {name!r}: batch_size and val_batch_size must be >= 1, got "
                              f"{batch_size} and {val_batch_size}")
+        if samples_per_epoch is not None and int(samples_per_epoch) < batch_size:
+            raise ValueError(f"data {name!r}: samples_per_epoch={samples_per_epoch} must be at "
+                             f"least batch_size={batch_size} (or null: one pass over the set)")
+        self.samples_per_epoch = None if samples_per_epoch is None else int(samples_per_epoch)
         if str(split) != "full" and splits_dir is None:
             raise ValueError(f"data {name!r}: split={split!r} needs splits_dir "
                              f"(<splits_dir>/{split}/labeled.txt)")
@@ -388,7 +400,12 @@ class SegmentationDataModule(L.LightningDataModule):
         epoch, split over DDP ranks; each sample's augmentation is seeded by (seed, epoch, index);
         a mid-epoch checkpoint stores the position, and resuming skips what was already trained.
         """
-        from leseg.data.resumable import EpochSampler, ResumableDataLoader, SeededDataset
+        from leseg.data.resumable import (
+            EpochSampler,
+            ResumableDataLoader,
+            SeededDataset,
+            StreamSampler,
+        )
 
         if self.train_dataset is None:
             self.setup("fit")
@@ -397,7 +414,11 @@ class SegmentationDataModule(L.LightningDataModule):
         trainer = getattr(self, "trainer", None)
         world, rank = self.world_and_rank()
         seed = self.data_seed()
-        sampler = EpochSampler(dataset, num_replicas=world, rank=rank, shuffle=True, seed=seed)
+        if self.samples_per_epoch is None:
+            sampler = EpochSampler(dataset, num_replicas=world, rank=rank, shuffle=True, seed=seed)
+        else:  # a fixed epoch length: whole global batches, split evenly over the ranks
+            total = self.samples_per_epoch // self.batch_size * self.batch_size
+            sampler = StreamSampler(dataset, total=total, num_replicas=world, rank=rank, seed=seed)
         return ResumableDataLoader(
             SeededDataset(self.guard(dataset, "train")), batch_size=batch_size, sampler=sampler,
             drop_last=len(sampler) > batch_size,
