@@ -67,7 +67,7 @@ from leseg.data.datamodules import (
 )
 from leseg.data.io import read_image
 from leseg.data.resumable import ResumableDataLoader, SeededDataset, StreamSampler
-from leseg.data.splits import load_split, make_splits, read_split_file, split_file
+from leseg.data.splits import load_split, read_split_file, split_file
 from leseg.data.transforms import IMAGENET_MEAN, IMAGENET_STD, to_sample
 from leseg.data.voc import voc_split_file
 
@@ -125,18 +125,6 @@ class UnlabeledImageDataset(Dataset):
         return {"image": sample["image"], "valid": valid, "name": sample["name"]}
 
 
-def _split_count(split: str | int) -> int:
-    text = str(split).strip()
-    if not text.isdigit():  # not int(): it would read "1_16" as 116
-        raise ValueError(f"data.split={split!r}: split files can only be generated for a labeled "
-                         f"count (an integer); write <splits_dir>/{split}/{{labeled,unlabeled}}.txt "
-                         f"yourself")
-    count = int(text)
-    if count < 1:
-        raise ValueError(f"data.split={split!r}: the labeled count must be >= 1")
-    return count
-
-
 class SemiSupervisedDataModule(SegmentationDataModule):
     """Labeled + unlabeled training streams (see the module docstring); val/test as the base class.
 
@@ -156,7 +144,6 @@ class SemiSupervisedDataModule(SegmentationDataModule):
             None = the same as ``train_transforms`` (the usual weak augmentation).
         labeled_only: the train loader yields only the labeled stream (plain supervised batches),
             with the same number of iterations per epoch (for supervised-only twins).
-        split_seed: seed of the split files generated for synthetic datasets.
         max_unlabeled_samples: keep only the first N unlabeled samples (debug runs); None = all.
         **kwargs: see :class:`~leseg.data.datamodules.SegmentationDataModule` (``batch_size`` is
             the global labeled batch size).
@@ -167,12 +154,9 @@ class SemiSupervisedDataModule(SegmentationDataModule):
         FileNotFoundError: at setup, a missing split file (real datasets) or unlabeled image.
     """
 
-    #: dataset name understood by :func:`leseg.data.splits.make_splits` ("voc" / "cityscapes").
-    splits_dataset: str = ""
-
     def __init__(self, *, unlabeled_batch_size: int | None = None,
                  unlabeled_set: str | None = None, unlabeled_transforms: dict | None = None,
-                 labeled_only: bool = False, split_seed: int = 0,
+                 labeled_only: bool = False,
                  max_unlabeled_samples: int | None = None, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         if self.samples_per_epoch is not None:
@@ -194,7 +178,6 @@ class SemiSupervisedDataModule(SegmentationDataModule):
             self.unlabeled_transforms_cfg = dict(unlabeled_transforms)
             self.unlabeled_transforms = self._build(self.unlabeled_transforms_cfg)
         self.labeled_only = bool(labeled_only)
-        self.split_seed = int(split_seed)
         self.max_unlabeled_samples = max_unlabeled_samples
         self.unlabeled_dataset: Dataset | None = None
 
@@ -212,26 +195,6 @@ class SemiSupervisedDataModule(SegmentationDataModule):
         raise NotImplementedError
 
     # ------------------------------------------------------------------------ preparation
-    def prepare_data(self) -> None:
-        """Generate the synthetic dataset (base class) and, for it, missing split files.
-
-        For a synthetic dataset with a numeric ``split`` whose
-        ``<splits_dir>/<split>/{labeled,unlabeled}.txt`` do not both exist, writes them with
-        :func:`leseg.data.splits.make_splits` (``split_seed``). Existing files are kept as they are.
-
-        Raises:
-            ValueError: a synthetic dataset with a non-numeric split whose files are missing.
-        """
-        super().prepare_data()
-        if self.synthetic is None or str(self.split) == "full":
-            return
-        files = [split_file(self.splits_dir, self.split, w) for w in ("labeled", "unlabeled")]
-        if all(f.is_file() for f in files):
-            return
-        count = _split_count(self.split)
-        make_splits(self.splits_dataset, self.root, [count], seed=self.split_seed,
-                    out=self.splits_dir)
-
     def _unlabeled_names(self, labeled: Sequence[str]) -> tuple[list[str], str]:
         """(unlabeled names, where they came from) for the configured split."""
         if str(self.split) != "full":
@@ -369,7 +332,6 @@ class SemiSupervisedCityscapesDataModule(SemiSupervisedDataModule, CityscapesDat
     :class:`~leseg.data.datamodules.SegmentationDataModule`.
     """
 
-    splits_dataset = "cityscapes"
 
     def unlabeled_pool(self, set_name: str) -> list[str]:  # noqa: D102
         return list(list_cityscapes_frames(self.root, set_name))
@@ -391,7 +353,6 @@ class SemiSupervisedVOCDataModule(SemiSupervisedDataModule, VOCDataModule):
     Args: see :class:`SemiSupervisedDataModule` and :class:`~leseg.data.datamodules.VOCDataModule`.
     """
 
-    splits_dataset = "voc"
 
     def unlabeled_pool(self, set_name: str) -> list[str]:  # noqa: D102
         return read_split_file(voc_split_file(self.root, set_name))
