@@ -213,3 +213,46 @@ def test_real_voc_palette_decoding_matches_aug(tmp_path: Path) -> None:
     val = next(iter(official.val_dataloader()))
     assert val["name"] == ["2007_000033"] and val["label"].shape == (1, 366, 500)
     assert official.val_dataset.label_subdir == "SegmentationClass"
+
+
+def test_samples_per_epoch_gives_every_split_the_same_steps(tmp_path: Path) -> None:
+    """A fixed epoch length: a 2-image split and the 5-image full set both train 4 batches of 2
+    per epoch; the small split is oversampled (each image 4 times), deterministically."""
+    splits = tmp_path / "splits"
+    (splits / "2").mkdir(parents=True)
+    (splits / "2" / "labeled.txt").write_text(f"{CITY_TRAIN[3]}\n{CITY_TRAIN[1]}\n")
+    small = _city(tmp_path, split=2, splits_dir=str(splits), samples_per_epoch=9)
+    full = _city(tmp_path, samples_per_epoch=9)
+    for dm in (small, full):
+        dm.setup("fit")
+    names = [n for b in small.train_dataloader() for n in b["name"]]
+    assert len(names) == 8  # 9 draws rounded down to whole global batches of 2
+    assert sorted(set(names)) == sorted([CITY_TRAIN[1], CITY_TRAIN[3]])
+    assert names.count(CITY_TRAIN[1]) == names.count(CITY_TRAIN[3]) == 4
+    assert len(list(full.train_dataloader())) == 4
+    again = _city(tmp_path, split=2, splits_dir=str(splits), samples_per_epoch=9)
+    again.setup("fit")
+    assert [n for b in again.train_dataloader() for n in b["name"]] == names
+    with pytest.raises(ValueError, match="samples_per_epoch=1 must be at least batch_size=2"):
+        _city(tmp_path, samples_per_epoch=1)
+
+
+def test_supervised_synthetic_split_files_are_generated_nested(data_dir: Path,
+                                                                tmp_path: Path) -> None:
+    """A supervised run on a synthetic dataset with a labeled count writes its split files (as the
+    semi-supervised module does), nested over counts for the same split_seed."""
+    from conftest import TINY_CITY
+
+    synthetic = {k: v for k, v in TINY_CITY.items()}
+    args = {"name": "synthetic_city", "root": str(data_dir / "synthetic_city"), "num_classes": 19,
+            "splits_dir": str(tmp_path / "splits"), "synthetic": synthetic, "batch_size": 2}
+    small, large = (CityscapesDataModule(split=n, **args) for n in (2, 5))
+    for dm in (small, large):
+        dm.prepare_data()
+        dm.setup("fit")
+    names = {n: {s.get("name") for s in (dm.train_dataset[i] for i in range(len(dm.train_dataset)))}
+             for n, dm in ((2, small), (5, large))}
+    assert len(names[2]) == 2 and len(names[5]) == 5 and names[2] <= names[5]
+    assert (tmp_path / "splits" / "2" / "unlabeled.txt").read_text().count("\n") == 6
+    with pytest.raises(ValueError, match="split files can only be generated for a labeled count"):
+        CityscapesDataModule(split="1_16", **args).prepare_data()

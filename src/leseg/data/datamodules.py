@@ -24,7 +24,7 @@ from torch.utils.data import DataLoader, Dataset, Subset
 
 from leseg.data.cityscapes import CityscapesSegmentation
 from leseg.data.labels import IGNORE_INDEX, DatasetInfo
-from leseg.data.splits import read_split_file, split_file
+from leseg.data.splits import make_splits, read_split_file, split_file
 from leseg.data.transforms import IMAGENET_MEAN, IMAGENET_STD, build_transforms
 from leseg.data.voc import VOCSegmentation
 
@@ -101,6 +101,18 @@ def _as_dict(value: Mapping | None, key: str) -> dict | None:
     return {str(k): v for k, v in value.items()}
 
 
+def _split_count(split: str | int) -> int:
+    text = str(split).strip()
+    if not text.isdigit():  # not int(): it would read "1_16" as 116
+        raise ValueError(f"data.split={split!r}: split files can only be generated for a labeled "
+                         f"count (an integer); write <splits_dir>/{split}/{{labeled,unlabeled}}.txt "
+                         f"yourself")
+    count = int(text)
+    if count < 1:
+        raise ValueError(f"data.split={split!r}: the labeled count must be >= 1")
+    return count
+
+
 class GlobalBatchSize:
     """Mixin of the DataModules whose ``batch_size`` is global: summed over the DDP processes.
 
@@ -160,8 +172,16 @@ class SegmentationDataModule(GlobalBatchSize, L.LightningDataModule):
             only take effect with ``num_workers > 0``).
         max_train_samples, max_val_samples: keep only the first N samples of the training set
             (after the split) / of the val and test sets (debug runs); None = all.
+        samples_per_epoch: draws per training epoch over all processes; None = one pass over the
+            training set. A fixed value gives every label split the same number of steps per epoch
+            (``samples_per_epoch // batch_size``), as a supervised curve at an equal budget needs:
+            the epoch is drawn as concatenated seeded permutations of the training set
+            (:class:`~leseg.data.resumable.StreamSampler`), so a small split is oversampled and a
+            large one subsampled; it stays deterministic and resumable.
         synthetic: if given (``{"kind": "city"|"voc", **params}``), ``prepare_data`` generates the
             dataset into ``root`` with ``ensure_synthetic(kind, root, **params)`` when missing.
+        split_seed: seed of the split files ``prepare_data`` generates for a synthetic dataset
+            (:func:`leseg.data.splits.make_splits`; nested over counts).
         crop_name: descriptive only (used in experiment names); stored.
         mean, std: image normalisation (ImageNet by default).
         on_bad_sample: ``raise`` (default: a bad file stops the run with an error naming it) or
@@ -174,8 +194,9 @@ class SegmentationDataModule(GlobalBatchSize, L.LightningDataModule):
         TypeError: instantiating the base class, a transforms argument that is not a mapping, or
             an unknown ``build_transforms`` keyword.
         ValueError: ``num_classes`` not matching the class table, ``ignore_index`` ≠ 255,
-            non-positive batch sizes, ``split`` without ``splits_dir``, ``synthetic`` without
-            ``kind``, or malformed transform values.
+            non-positive batch sizes, ``split`` without ``splits_dir``, ``samples_per_epoch``
+            smaller than ``batch_size``, ``synthetic`` without ``kind``, or malformed transform
+            values.
     """
 
     dataset_cls: type[Dataset] | None = None
@@ -188,6 +209,7 @@ class SegmentationDataModule(GlobalBatchSize, L.LightningDataModule):
                  batch_size: int = 8, val_batch_size: int = 1, num_workers: int = 0,
                  pin_memory: bool = False, persistent_workers: bool = False,
                  max_train_samples: int | None = None, max_val_samples: int | None = None,
+                 samples_per_epoch: int | None = None, split_seed: int = 0,
                  synthetic: dict | None = None, crop_name: str | None = None,
                  mean: Sequence[float] = IMAGENET_MEAN, std: Sequence[float] = IMAGENET_STD,
                  on_bad_sample: str = "raise", **kwargs: Any) -> None:
@@ -210,6 +232,11 @@ class SegmentationDataModule(GlobalBatchSize, L.LightningDataModule):
         if batch_size < 1 or val_batch_size < 1:
             raise ValueError(f"data {name!r}: batch_size and val_batch_size must be >= 1, got "
                              f"{batch_size} and {val_batch_size}")
+        if samples_per_epoch is not None and int(samples_per_epoch) < batch_size:
+            raise ValueError(f"data {name!r}: samples_per_epoch={samples_per_epoch} must be at "
+                             f"least batch_size={batch_size} (or null: one pass over the set)")
+        self.samples_per_epoch = None if samples_per_epoch is None else int(samples_per_epoch)
+        self.split_seed = int(split_seed)
         if str(split) != "full" and splits_dir is None:
             raise ValueError(f"data {name!r}: split={split!r} needs splits_dir "
                              f"(<splits_dir>/{split}/labeled.txt)")
@@ -303,9 +330,30 @@ class SegmentationDataModule(GlobalBatchSize, L.LightningDataModule):
 
     _head = staticmethod(head_subset)
 
+    #: dataset name understood by :func:`leseg.data.splits.make_splits` ("voc" / "cityscapes").
+    splits_dataset: str = ""
+
     def prepare_data(self) -> None:
-        """Generate the synthetic dataset into ``root`` if ``synthetic`` is set (else nothing)."""
+        """Generate the synthetic dataset into ``root`` if ``synthetic`` is set, and for it missing
+        split files (nothing for real datasets).
+
+        For a synthetic dataset with a numeric ``split`` whose
+        ``<splits_dir>/<split>/{labeled,unlabeled}.txt`` do not both exist, writes them with
+        :func:`leseg.data.splits.make_splits` (``split_seed``). Existing files are kept as they are.
+        Real datasets never get generated splits: a missing split file is an error at ``setup``
+        that says how to make it.
+
+        Raises:
+            ValueError: a synthetic dataset with a non-numeric split whose files are missing.
+        """
         prepare_synthetic(self.synthetic, self.root)
+        if self.synthetic is None or str(self.split) == "full":
+            return
+        files = [split_file(self.splits_dir, self.split, w) for w in ("labeled", "unlabeled")]
+        if all(f.is_file() for f in files):
+            return
+        make_splits(self.splits_dataset, self.root, [_split_count(self.split)],
+                    seed=self.split_seed, out=self.splits_dir)
 
     def setup(self, stage: str | None = None) -> None:
         """Build the datasets of ``stage`` (fit: train + val; validate: val; test/predict: test).
@@ -408,7 +456,12 @@ class SegmentationDataModule(GlobalBatchSize, L.LightningDataModule):
         epoch, split over DDP ranks; each sample's augmentation is seeded by (seed, epoch, index);
         a mid-epoch checkpoint stores the position, and resuming skips what was already trained.
         """
-        from leseg.data.resumable import EpochSampler, ResumableDataLoader, SeededDataset
+        from leseg.data.resumable import (
+            EpochSampler,
+            ResumableDataLoader,
+            SeededDataset,
+            StreamSampler,
+        )
 
         if self.train_dataset is None:
             self.setup("fit")
@@ -417,7 +470,11 @@ class SegmentationDataModule(GlobalBatchSize, L.LightningDataModule):
         trainer = getattr(self, "trainer", None)
         world, rank = self.world_and_rank()
         seed = self.data_seed()
-        sampler = EpochSampler(dataset, num_replicas=world, rank=rank, shuffle=True, seed=seed)
+        if self.samples_per_epoch is None:
+            sampler = EpochSampler(dataset, num_replicas=world, rank=rank, shuffle=True, seed=seed)
+        else:  # a fixed epoch length: whole global batches, split evenly over the ranks
+            total = self.samples_per_epoch // self.batch_size * self.batch_size
+            sampler = StreamSampler(dataset, total=total, num_replicas=world, rank=rank, seed=seed)
         return ResumableDataLoader(
             SeededDataset(self.guard(dataset, "train")), batch_size=batch_size, sampler=sampler,
             drop_last=len(sampler) > batch_size,
@@ -444,6 +501,7 @@ class CityscapesDataModule(SegmentationDataModule):
     """Cityscapes layout (:class:`~leseg.data.cityscapes.CityscapesSegmentation`), 19 classes."""
 
     dataset_cls = CityscapesSegmentation
+    splits_dataset = "cityscapes"
 
 
 class VOCDataModule(SegmentationDataModule):
@@ -458,6 +516,7 @@ class VOCDataModule(SegmentationDataModule):
     """
 
     dataset_cls = VOCSegmentation
+    splits_dataset = "voc"
 
     def __init__(self, *, label_subdir: str | None = None, val_label_subdir: str | None = None,
                  **kwargs: Any) -> None:

@@ -69,6 +69,82 @@ class EpochSampler(DistributedSampler):
             yield int(index), sample_seed(self.seed, epoch, int(index))
 
 
+def _seed32(*entropy: int) -> int:
+    """A 32-bit seed from non-negative integers (NumPy ``SeedSequence``: well mixed, stable)."""
+    return int(np.random.SeedSequence([int(e) % 2**63 for e in entropy]).generate_state(1)[0])
+
+
+class StreamSampler(EpochSampler):
+    """One training stream of a semi-supervised epoch: ``total`` draws, split over DDP ranks.
+
+    The global stream (the same on every rank) is ``total`` indices made of concatenated random
+    permutations of the N samples, ``randperm(N)`` after ``randperm(N)`` cut at ``total``, from a
+    ``torch.Generator`` seeded by ``(seed, epoch, stream)``: with ``total > N`` every sample appears
+    ⌊total/N⌋ or ⌈total/N⌉ times (oversampling), with ``total ≤ N`` at most once. Rank ``r`` of
+    ``W`` takes positions ``r, r + W, r + 2W, ...`` (``total / W`` draws), so with a per-device
+    batch of ``global_batch / W`` the ranks' k-th batches together are exactly the k-th global
+    batch of the single-process stream, and all ranks have the same number of batches.
+
+    Yields ``(index, sample_seed)`` pairs like :class:`~leseg.data.resumable.EpochSampler` (read
+    by :class:`~leseg.data.resumable.SeededDataset`); the augmentation seed is
+    ``SeedSequence([seed, epoch, position, stream])``, so two draws of the same image in one
+    epoch are augmented differently and the two streams never share augmentation parameters.
+    ``set_epoch`` (called by Lightning each epoch) selects the epoch; ``skip`` (set when resuming)
+    drops that many of this rank's draws, once.
+
+    Args:
+        dataset: a sized dataset of N ≥ 1 samples.
+        total: draws per epoch over all ranks (``I · global batch``), ≥ 1, divisible by
+            ``num_replicas``.
+        num_replicas, rank: world size and this process's global rank (1 and 0 without DDP).
+        seed: the data seed, identical on every rank.
+        stream: an integer naming the stream (0 labeled, 1 unlabeled); different streams get
+            independent permutations even for datasets of the same size.
+
+    Raises:
+        ValueError: an empty dataset, ``total < 1`` or ``total`` not divisible by
+            ``num_replicas``.
+
+    Used by the semi-supervised streams and by supervised loaders with a fixed
+    ``samples_per_epoch``. Source: the U2PL / S4MC epoch definition (``u2pl/dataset/pascal_voc.py``);
+    the rank split follows ``torch.utils.data.DistributedSampler`` (strided shares of one
+    permutation).
+    """
+
+    def __init__(self, dataset: Dataset, *, total: int, num_replicas: int = 1, rank: int = 0,
+                 seed: int = 0, stream: int = 0) -> None:
+        super().__init__(dataset, num_replicas=num_replicas, rank=rank, shuffle=True, seed=seed,
+                         drop_last=False)
+        if len(dataset) < 1:
+            raise ValueError("StreamSampler: the dataset is empty")
+        if total < 1 or total % num_replicas:
+            raise ValueError(f"StreamSampler: total={total} draws must be >= 1 and divisible by "
+                             f"the world size {num_replicas}")
+        self.total_size = int(total)
+        self.num_samples = self.total_size // self.num_replicas
+        self.stream = int(stream)
+
+    def global_stream(self) -> list[int]:
+        """The epoch's ``total`` indices over all ranks (concatenated permutations)."""
+        generator = torch.Generator()
+        generator.manual_seed(_seed32(self.seed, self.epoch, self.stream))
+        n, out = len(self.dataset), []
+        while len(out) < self.total_size:
+            out += torch.randperm(n, generator=generator).tolist()
+        return out[: self.total_size]
+
+    def __iter__(self) -> Iterator[tuple[int, int]]:  # a generator: runs after set_epoch
+        stream = self.global_stream()
+        positions = range(self.rank, self.total_size, self.num_replicas)[self.skip:]
+        self.skip = 0
+        epoch = self.epoch
+        for position in positions:
+            yield stream[position], _seed32(self.seed, epoch, position, self.stream)
+
+    def __len__(self) -> int:
+        return self.num_samples
+
+
 def _random_composes(obj: Any, depth: int = 0, seen: set | None = None) -> list:
     """Every albumentations ``Compose`` reachable from a dataset through attributes (depth <= 4)."""
     import albumentations as A
@@ -185,4 +261,5 @@ class ResumableDataLoader(DataLoader):
         self.sampler.skip = batches * int(self.batch_size or 1)
 
 
-__all__ = ["EpochSampler", "ResumableDataLoader", "SeededDataset", "sample_seed", "seed_all"]
+__all__ = ["EpochSampler", "ResumableDataLoader", "SeededDataset", "StreamSampler", "sample_seed",
+           "seed_all"]

@@ -66,8 +66,8 @@ from leseg.data.datamodules import (
     collate_samples,
 )
 from leseg.data.io import read_image
-from leseg.data.resumable import EpochSampler, ResumableDataLoader, SeededDataset
-from leseg.data.splits import load_split, make_splits, read_split_file, split_file
+from leseg.data.resumable import ResumableDataLoader, SeededDataset, StreamSampler
+from leseg.data.splits import load_split, read_split_file, split_file
 from leseg.data.transforms import IMAGENET_MEAN, IMAGENET_STD, to_sample
 from leseg.data.voc import voc_split_file
 
@@ -78,80 +78,6 @@ __all__ = [
     "StreamSampler",
     "UnlabeledImageDataset",
 ]
-
-
-def _seed32(*entropy: int) -> int:
-    """A 32-bit seed from non-negative integers (NumPy ``SeedSequence``: well mixed, stable)."""
-    return int(np.random.SeedSequence([int(e) % 2**63 for e in entropy]).generate_state(1)[0])
-
-
-class StreamSampler(EpochSampler):
-    """One training stream of a semi-supervised epoch: ``total`` draws, split over DDP ranks.
-
-    The global stream (the same on every rank) is ``total`` indices made of concatenated random
-    permutations of the N samples, ``randperm(N)`` after ``randperm(N)`` cut at ``total``, from a
-    ``torch.Generator`` seeded by ``(seed, epoch, stream)``: with ``total > N`` every sample appears
-    ⌊total/N⌋ or ⌈total/N⌉ times (oversampling), with ``total ≤ N`` at most once. Rank ``r`` of
-    ``W`` takes positions ``r, r + W, r + 2W, ...`` (``total / W`` draws), so with a per-device
-    batch of ``global_batch / W`` the ranks' k-th batches together are exactly the k-th global
-    batch of the single-process stream, and all ranks have the same number of batches.
-
-    Yields ``(index, sample_seed)`` pairs like :class:`~leseg.data.resumable.EpochSampler` (read
-    by :class:`~leseg.data.resumable.SeededDataset`); the augmentation seed is
-    ``SeedSequence([seed, epoch, position, stream])``, so two draws of the same image in one
-    epoch are augmented differently and the two streams never share augmentation parameters.
-    ``set_epoch`` (called by Lightning each epoch) selects the epoch; ``skip`` (set when resuming)
-    drops that many of this rank's draws, once.
-
-    Args:
-        dataset: a sized dataset of N ≥ 1 samples.
-        total: draws per epoch over all ranks (``I · global batch``), ≥ 1, divisible by
-            ``num_replicas``.
-        num_replicas, rank: world size and this process's global rank (1 and 0 without DDP).
-        seed: the data seed, identical on every rank.
-        stream: an integer naming the stream (0 labeled, 1 unlabeled); different streams get
-            independent permutations even for datasets of the same size.
-
-    Raises:
-        ValueError: an empty dataset, ``total < 1`` or ``total`` not divisible by
-            ``num_replicas``.
-
-    Source: the U2PL / S4MC epoch definition (``u2pl/dataset/pascal_voc.py``); the rank split follows
-    ``torch.utils.data.DistributedSampler`` (strided shares of one permutation).
-    """
-
-    def __init__(self, dataset: Dataset, *, total: int, num_replicas: int = 1, rank: int = 0,
-                 seed: int = 0, stream: int = 0) -> None:
-        super().__init__(dataset, num_replicas=num_replicas, rank=rank, shuffle=True, seed=seed,
-                         drop_last=False)
-        if len(dataset) < 1:
-            raise ValueError("StreamSampler: the dataset is empty")
-        if total < 1 or total % num_replicas:
-            raise ValueError(f"StreamSampler: total={total} draws must be >= 1 and divisible by "
-                             f"the world size {num_replicas}")
-        self.total_size = int(total)
-        self.num_samples = self.total_size // self.num_replicas
-        self.stream = int(stream)
-
-    def global_stream(self) -> list[int]:
-        """The epoch's ``total`` indices over all ranks (concatenated permutations)."""
-        generator = torch.Generator()
-        generator.manual_seed(_seed32(self.seed, self.epoch, self.stream))
-        n, out = len(self.dataset), []
-        while len(out) < self.total_size:
-            out += torch.randperm(n, generator=generator).tolist()
-        return out[: self.total_size]
-
-    def __iter__(self) -> Iterator[tuple[int, int]]:  # a generator: runs after set_epoch
-        stream = self.global_stream()
-        positions = range(self.rank, self.total_size, self.num_replicas)[self.skip:]
-        self.skip = 0
-        epoch = self.epoch
-        for position in positions:
-            yield stream[position], _seed32(self.seed, epoch, position, self.stream)
-
-    def __len__(self) -> int:
-        return self.num_samples
 
 
 class UnlabeledImageDataset(Dataset):
@@ -199,18 +125,6 @@ class UnlabeledImageDataset(Dataset):
         return {"image": sample["image"], "valid": valid, "name": sample["name"]}
 
 
-def _split_count(split: str | int) -> int:
-    text = str(split).strip()
-    if not text.isdigit():  # not int(): it would read "1_16" as 116
-        raise ValueError(f"data.split={split!r}: split files can only be generated for a labeled "
-                         f"count (an integer); write <splits_dir>/{split}/{{labeled,unlabeled}}.txt "
-                         f"yourself")
-    count = int(text)
-    if count < 1:
-        raise ValueError(f"data.split={split!r}: the labeled count must be >= 1")
-    return count
-
-
 class SemiSupervisedDataModule(SegmentationDataModule):
     """Labeled + unlabeled training streams (see the module docstring); val/test as the base class.
 
@@ -230,7 +144,6 @@ class SemiSupervisedDataModule(SegmentationDataModule):
             None = the same as ``train_transforms`` (the usual weak augmentation).
         labeled_only: the train loader yields only the labeled stream (plain supervised batches),
             with the same number of iterations per epoch (for supervised-only twins).
-        split_seed: seed of the split files generated for synthetic datasets.
         max_unlabeled_samples: keep only the first N unlabeled samples (debug runs); None = all.
         **kwargs: see :class:`~leseg.data.datamodules.SegmentationDataModule` (``batch_size`` is
             the global labeled batch size).
@@ -241,14 +154,15 @@ class SemiSupervisedDataModule(SegmentationDataModule):
         FileNotFoundError: at setup, a missing split file (real datasets) or unlabeled image.
     """
 
-    #: dataset name understood by :func:`leseg.data.splits.make_splits` ("voc" / "cityscapes").
-    splits_dataset: str = ""
-
     def __init__(self, *, unlabeled_batch_size: int | None = None,
                  unlabeled_set: str | None = None, unlabeled_transforms: dict | None = None,
-                 labeled_only: bool = False, split_seed: int = 0,
+                 labeled_only: bool = False,
                  max_unlabeled_samples: int | None = None, **kwargs: Any) -> None:
         super().__init__(**kwargs)
+        if self.samples_per_epoch is not None:
+            raise ValueError(f"data {self.name!r}: samples_per_epoch is for supervised loaders; a "
+                             f"semi-supervised epoch is the unlabeled stream's length (set "
+                             f"max_unlabeled_samples to shorten it)")
         if unlabeled_batch_size is not None and unlabeled_batch_size < 1:
             raise ValueError(f"data {self.name!r}: unlabeled_batch_size must be >= 1 or null, got "
                              f"{unlabeled_batch_size}")
@@ -264,7 +178,6 @@ class SemiSupervisedDataModule(SegmentationDataModule):
             self.unlabeled_transforms_cfg = dict(unlabeled_transforms)
             self.unlabeled_transforms = self._build(self.unlabeled_transforms_cfg)
         self.labeled_only = bool(labeled_only)
-        self.split_seed = int(split_seed)
         self.max_unlabeled_samples = max_unlabeled_samples
         self.unlabeled_dataset: Dataset | None = None
 
@@ -282,26 +195,6 @@ class SemiSupervisedDataModule(SegmentationDataModule):
         raise NotImplementedError
 
     # ------------------------------------------------------------------------ preparation
-    def prepare_data(self) -> None:
-        """Generate the synthetic dataset (base class) and, for it, missing split files.
-
-        For a synthetic dataset with a numeric ``split`` whose
-        ``<splits_dir>/<split>/{labeled,unlabeled}.txt`` do not both exist, writes them with
-        :func:`leseg.data.splits.make_splits` (``split_seed``). Existing files are kept as they are.
-
-        Raises:
-            ValueError: a synthetic dataset with a non-numeric split whose files are missing.
-        """
-        super().prepare_data()
-        if self.synthetic is None or str(self.split) == "full":
-            return
-        files = [split_file(self.splits_dir, self.split, w) for w in ("labeled", "unlabeled")]
-        if all(f.is_file() for f in files):
-            return
-        count = _split_count(self.split)
-        make_splits(self.splits_dataset, self.root, [count], seed=self.split_seed,
-                    out=self.splits_dir)
-
     def _unlabeled_names(self, labeled: Sequence[str]) -> tuple[list[str], str]:
         """(unlabeled names, where they came from) for the configured split."""
         if str(self.split) != "full":
@@ -434,7 +327,6 @@ class SemiSupervisedCityscapesDataModule(SemiSupervisedDataModule, CityscapesDat
     :class:`~leseg.data.datamodules.SegmentationDataModule`.
     """
 
-    splits_dataset = "cityscapes"
 
     def unlabeled_pool(self, set_name: str) -> list[str]:  # noqa: D102
         return list(list_cityscapes_frames(self.root, set_name))
@@ -456,7 +348,6 @@ class SemiSupervisedVOCDataModule(SemiSupervisedDataModule, VOCDataModule):
     Args: see :class:`SemiSupervisedDataModule` and :class:`~leseg.data.datamodules.VOCDataModule`.
     """
 
-    splits_dataset = "voc"
 
     def unlabeled_pool(self, set_name: str) -> list[str]:  # noqa: D102
         return read_split_file(voc_split_file(self.root, set_name))

@@ -1,0 +1,162 @@
+"""leseg.results: page configs, jobs that skip finished runs, and pages computed from metrics.json."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import pytest
+from omegaconf import OmegaConf
+
+from leseg.results import jobs as jobs_mod
+from leseg.results.jobs import Job, JobFailed, run_jobs
+from leseg.results.pages import PageConfigError, build_jobs, load_page, render_page
+
+METHODS_PAGE = """
+kind: methods
+title: Toy comparison
+out: {out}
+metric: test/mIoU
+seeds: [0, 1]
+overrides: [trainer.max_epochs=3]
+supervised:
+  few: {{experiment: sup_semi, split: 20}}
+  full: {{experiment: sup, split: full}}
+methods:
+  - {{experiment: s4mc, split: 20, label: S4MC, paper: "+6.9 (not comparable)"}}
+"""
+
+
+def _metrics(run_dir: Path, value: float, **extra: float) -> None:
+    run_dir.mkdir(parents=True, exist_ok=True)
+    (run_dir / "metrics.json").write_text(json.dumps(
+        {"experiment": run_dir.parts[-3], "data": "toy", "split": run_dir.parts[-2],
+         "seed": int(run_dir.name[4:]), "metrics": {"test/mIoU": value, **extra}}))
+
+
+def _page(tmp_path: Path, text: str = METHODS_PAGE) -> Path:
+    path = tmp_path / "toy.yaml"
+    path.write_text(text.format(out=tmp_path / "toy.md"))
+    return path
+
+
+def test_methods_page_reports_the_paired_share_of_the_gap(tmp_path: Path) -> None:
+    """few 40/42, all 60/58, S4MC 45/50 → differences +5/+8 (6.50 ± 2.12 points), gaps 20/16
+    (18.00 ± 2.83), shares 25 %/50 % (37.5 ± 17.7 %), all by hand."""
+    page, cfg = load_page(_page(tmp_path))
+    sweep = tmp_path / "sweep"
+    for name, split, vals in (("sup_semi", "20", (0.40, 0.42)), ("sup", "full", (0.60, 0.58)),
+                              ("s4mc", "20", (0.45, 0.50))):
+        for seed, v in enumerate(vals):
+            _metrics(sweep / name / split / f"seed{seed}", v, **{"test/IoU/road": v})
+    out = render_page(page, cfg, sweep, "python -m leseg.results toy")
+    text = out.read_text()
+    assert "+18.00 ± 2.83 points" in text
+    assert "| S4MC | +6.50 ± 2.12 | +37.5 ± 17.7 | beats the few-label baseline | +6.9 (not comparable) |" in text
+    assert "| S4MC | 20 | 47.50 ± 3.54 | 45.00 | 50.00 |" in text
+    assert (tmp_path / "toy_per_class.png").stat().st_size > 0
+    assert "python -m leseg.results toy" in text
+
+
+def test_a_method_below_the_baseline_is_said_to_lose(tmp_path: Path) -> None:
+    page, cfg = load_page(_page(tmp_path))
+    sweep = tmp_path / "sweep"
+    for name, split, v in (("sup_semi", "20", 0.40), ("sup", "full", 0.60), ("s4mc", "20", 0.35)):
+        for seed in (0, 1):
+            _metrics(sweep / name / split / f"seed{seed}", v)
+    text = render_page(page, cfg, sweep, "cmd").read_text()
+    assert "| S4MC | -5.00 ± 0.00 | -25.0 ± 0.0 | LOSES to the few-label baseline |" in text
+
+
+def test_missing_runs_refuse_the_page_unless_partial(tmp_path: Path) -> None:
+    page, cfg = load_page(_page(tmp_path))
+    sweep = tmp_path / "sweep"
+    _metrics(sweep / "sup_semi" / "20" / "seed0", 0.4)
+    with pytest.raises(FileNotFoundError, match=r"5 run\(s\) without test/mIoU.*sup full seed 0"):
+        render_page(page, cfg, sweep, "cmd")
+    text = render_page(page, cfg, sweep, "cmd", partial=True).read_text()
+    assert "Partial page: 5 run(s) missing" in text
+    assert not (tmp_path / "toy.md.tmp").exists()
+
+
+def test_curve_page_states_the_gap_and_whether_it_is_label_limited(tmp_path: Path) -> None:
+    text = """
+kind: curve
+title: Toy curve
+out: {out}
+metric: test/mIoU
+seeds: [0, 1]
+curve:
+  experiment: sup
+  splits: [23, 92, full]
+  labelled: {{"23": 23, "92": 92, full: 367}}
+  few: 23
+  full: full
+  min_gap: 10
+"""
+    page, cfg = load_page(_page(tmp_path, text))
+    sweep = tmp_path / "sweep"
+    for split, vals in (("23", (0.30, 0.34)), ("92", (0.40, 0.41)), ("full", (0.45, 0.47))):
+        for seed, v in enumerate(vals):
+            _metrics(sweep / "sup" / split / f"seed{seed}", v)
+    out = render_page(page, cfg, sweep, "cmd").read_text()
+    assert "| 367 | full | 46.00 ± 1.41 | 45.00 | 47.00 |" in out
+    assert "+14.00 ± 1.41 points → label-limited" in out  # gaps 15 and 13
+    assert (tmp_path / "toy.png").stat().st_size > 0
+    for seed in (0, 1):
+        _metrics(sweep / "sup" / "full" / f"seed{seed}", 0.35)
+    assert "NOT label-limited" in render_page(page, cfg, sweep, "cmd").read_text()
+
+
+def test_page_config_errors_name_the_file_and_key(tmp_path: Path) -> None:
+    with pytest.raises(PageConfigError, match=r"toy.yaml: missing key 'seeds'"):
+        load_page(_page(tmp_path, "kind: curve\ntitle: t\nout: {out}\nmetric: m\n"))
+    with pytest.raises(PageConfigError, match="kind must be one of"):
+        load_page(_page(tmp_path, "kind: table\n"))
+    bad = METHODS_PAGE.replace("few: {{experiment: sup_semi, split: 20}}",
+                               "few: {{experiment: sup_semi}}")
+    with pytest.raises(PageConfigError, match=r"supervised.few: missing key 'split'"):
+        load_page(_page(tmp_path, bad))
+    with pytest.raises(FileNotFoundError, match="pages:"):
+        load_page("no_such_page")
+
+
+def test_jobs_skip_finished_runs_and_report_failures(tmp_path: Path, monkeypatch) -> None:
+    """Seed-major jobs; a finished run is not started again; a failing job names its log."""
+    _, cfg = load_page(_page(tmp_path))
+    jobs = build_jobs(cfg)
+    assert [(j.entry, j.seed) for j in jobs] == [("sup_semi", 0), ("sup", 0), ("s4mc", 0),
+                                                 ("sup_semi", 1), ("sup", 1), ("s4mc", 1)]
+    assert jobs[0].hydra_overrides() == ["experiment=sup_semi", "data.split=20", "seed=0",
+                                         "trainer.max_epochs=3"]
+    sweep = tmp_path / "sweep"
+    _metrics(jobs[0].run_dir(sweep), 0.4)
+    monkeypatch.setattr(jobs_mod, "prepare_data", lambda jobs, extra=(): None)
+    fake = tmp_path / "fake_train.py"  # stands in for the interpreter: writes metrics.json
+    fake.write_text(
+        "import json, sys, pathlib\n"
+        "args = dict(a.split('=', 1) for a in sys.argv[1:] if '=' in a)\n"
+        "if args['experiment'] == 's4mc' and args['seed'] == '1': sys.exit(3)\n"
+        "d = pathlib.Path(args['hydra.sweep.dir']) / args['hydra.sweep.subdir']\n"
+        "d.mkdir(parents=True, exist_ok=True)\n"
+        "(d / 'metrics.json').write_text(json.dumps({'metrics': {'test/mIoU': 0.5}}))\n")
+    monkeypatch.setattr(Job, "command", lambda self, sweep_dir, python, extra=(): [
+        sys.executable, str(fake), *self.hydra_overrides(), *extra,
+        f"hydra.sweep.dir={self.run_dir(sweep_dir).parent}",
+        f"hydra.sweep.subdir={self.run_dir(sweep_dir).name}"])
+    with pytest.raises(JobFailed, match=r"s4mc split 20 seed 1 \(log .*s4mc_20_seed1.log\)"):
+        run_jobs(jobs, sweep, lanes=2)
+    assert all(j.is_done(sweep) for j in jobs[:5]) and not jobs[5].is_done(sweep)
+    assert json.loads((jobs[0].run_dir(sweep) / "metrics.json").read_text())["metrics"][
+        "test/mIoU"] == 0.4  # the finished run was not started again
+    with pytest.raises(ValueError, match="lanes must be >= 1"):
+        run_jobs(jobs, sweep, lanes=0)
+
+
+def test_the_committed_page_configs_load() -> None:
+    pages = sorted(Path(jobs_mod.REPO, "conf", "results").glob("*.yaml"))
+    for path in pages:
+        _, cfg = load_page(path)
+        assert build_jobs(cfg), path
+        assert OmegaConf.select(cfg, "out").startswith("docs/results/"), path
