@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 
 __all__ = ["RADIUS", "affinity", "affinity_label_pairs", "affinity_labels", "affinity_loss",
-           "downsample_labels", "gather_pairs", "pair_indices", "pair_offsets"]
+           "downsample_labels", "gather_pairs", "label_affinity", "pair_indices", "pair_offsets"]
 
 RADIUS = 5
 IGNORE = 255
@@ -190,3 +190,22 @@ def affinity_loss(aff: torch.Tensor, bg_pos: torch.Tensor, fg_pos: torch.Tensor,
     fg = (-torch.log(aff + eps) * fg_pos).sum() / (fg_pos.sum() + eps)
     ng = (-torch.log(1.0 + eps - aff) * neg).sum() / (neg.sum() + eps)
     return {"loss": bg / 4 + fg / 4 + ng / 2, "bg": bg, "fg": fg, "neg": ng}
+
+
+def label_affinity(labels: torch.Tensor, radius: int = RADIUS,
+                   ignore_index: int = IGNORE) -> torch.Tensor:
+    """Ground-truth affinities: 1 for a pair of pixels with the same label, 0 otherwise.
+
+    The ceiling of learnt affinities in the random walk (Ahn & Kwak, CVPR 2018, §3.4 propagates
+    with predicted a_ij; with these it propagates exactly inside ground-truth regions). Pairs
+    touching ``ignore_index`` get 0 (the pixel keeps its own score and spreads nothing).
+
+    Args:
+        labels: (B, h, w) int64 label maps on the stride-8 grid (e.g. :func:`downsample_labels`).
+
+    Returns:
+        (B, K, N) float in {0, 1}, ordered as :func:`pair_indices`.
+    """
+    src, dst = gather_pairs(labels[:, None], radius)
+    src, dst = src[:, 0], dst[:, 0]
+    return ((src == dst) & (src != ignore_index) & (dst != ignore_index)).float()

@@ -49,7 +49,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from leseg.components.losses import cross_entropy
+from leseg.components.losses import cross_entropy, normalized_focal_loss
 from leseg.components.suggestions import (
     ClickSuggestion,
     Combined,
@@ -64,6 +64,8 @@ from leseg.utils.logging import get_logger
 from leseg.utils.seeding import generator_for
 
 log = get_logger(__name__)
+
+LOSSES = ("ce", "nfl")
 
 __all__ = ["NO_SUGGESTION", "S5", "build_suggester", "pooled_fg_counts"]
 
@@ -136,6 +138,10 @@ class S5(SegmentationModule):
         noc_max_clicks, noc_thresholds: click budget (20) and IoU targets (0.85, 0.9).
         noc_every_n_epochs: run NoC in the validation of every n-th epoch (epochs n, 2n, ...;
             ``trainer.max_epochs`` = only the last one).
+        loss: ``ce`` (S5: pixel-wise cross-entropy) or ``nfl`` (RITM's normalised focal loss,
+            :func:`leseg.components.losses.normalized_focal_loss`, a leseg option for sparse
+            hints such as clicks, where CE's early optimum is background everywhere).
+        focal_gamma: γ of ``nfl`` (RITM: 2).
         optimizer, scheduler: as :class:`SegmentationModule`; ``scheduler.interval: epoch`` makes
             the schedule count epochs (S5's MultiStep milestones 60/120/150 are in epochs). Null:
             Adam lr 5e-4, constant LR.
@@ -143,7 +149,8 @@ class S5(SegmentationModule):
 
     Raises:
         ValueError: ``num_classes`` ≠ 2, a network without 2 output classes, ``input_scale`` ≤ 0,
-            ``suggestion_iou_channel`` out of range, bad NoC settings; KeyError / TypeError: a bad
+            ``suggestion_iou_channel`` out of range, bad NoC settings, an unknown ``loss``;
+            KeyError / TypeError: a bad
             ``suggestion`` (names ``method.suggestion``).
     """
 
@@ -157,8 +164,8 @@ class S5(SegmentationModule):
                  align_corners: bool = True, input_align_corners: bool = False,
                  suggestion_iou_channel: int = 0,
                  noc_images: int = 4, noc_max_clicks: int = 20,
-                 noc_thresholds: Sequence[float] = (0.85, 0.9), noc_every_n_epochs: int = 1
-                 ) -> None:
+                 noc_thresholds: Sequence[float] = (0.85, 0.9), noc_every_n_epochs: int = 1,
+                 loss: str = "ce", focal_gamma: float = 2.0) -> None:
         if int(num_classes) != 2:
             raise ValueError(f"method.num_classes={num_classes}: S5 is a binary task "
                              f"(background, foreground), use 2")
@@ -172,7 +179,11 @@ class S5(SegmentationModule):
             raise ValueError(f"method.noc_images >= 0, noc_max_clicks >= 1 and "
                              f"noc_every_n_epochs >= 1 required, got {noc_images}, "
                              f"{noc_max_clicks}, {noc_every_n_epochs}")
+        if loss not in LOSSES:
+            raise ValueError(f"method.loss={loss!r}: expected one of {LOSSES}")
         super().__init__(net, 2, ignore_index, optimizer, scheduler, inference, class_names, name)
+        self.loss_name = loss
+        self.focal_gamma = float(focal_gamma)
         self.suggester = build_suggester(suggestion)
         self.num_suggestion_channels = self.suggester.num_channels if self.suggester else 0
         k = self.num_suggestion_channels
@@ -285,7 +296,12 @@ class S5(SegmentationModule):
 
     def training_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor:
         """Cross-entropy of the 2 logits against the binary target (ignore 255)."""
-        loss = cross_entropy(self.batch_logits(batch), batch["label"], self.ignore_index)
+        logits = self.batch_logits(batch)
+        if self.loss_name == "nfl":
+            loss = normalized_focal_loss(logits, batch["label"], self.ignore_index,
+                                         gamma=self.focal_gamma)
+        else:
+            loss = cross_entropy(logits, batch["label"], self.ignore_index)
         self.log("train/loss", loss, prog_bar=True, batch_size=batch["label"].shape[0])
         return loss
 
