@@ -132,7 +132,7 @@ def test_jobs_skip_finished_runs_and_report_failures(tmp_path: Path, monkeypatch
                                          "trainer.max_epochs=3"]
     sweep = tmp_path / "sweep"
     _metrics(jobs[0].run_dir(sweep), 0.4)
-    monkeypatch.setattr(jobs_mod, "prepare_data", lambda jobs, extra=(): None)
+    monkeypatch.setattr(jobs_mod, "prepare_data", lambda jobs, extra=(), make_splits=None: None)
     fake = tmp_path / "fake_train.py"  # stands in for the interpreter: writes metrics.json
     fake.write_text(
         "import json, sys, pathlib\n"

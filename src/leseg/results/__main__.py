@@ -44,7 +44,8 @@ def main(argv: list[str] | None = None) -> Path | None:
     lanes = args.lanes or int(cfg.get("lanes", 1))
     jobs = build_jobs(cfg)
     if not args.skip_train:
-        run_jobs(jobs, sweep_dir, lanes=lanes, extra=args.overrides, dry_run=args.dry_run)
+        run_jobs(jobs, sweep_dir, lanes=lanes, extra=args.overrides, dry_run=args.dry_run,
+                 make_splits=cfg.get("make_splits"))
         if args.dry_run:
             return None
     parts = ["python -m leseg.results", page]

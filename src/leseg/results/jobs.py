@@ -69,14 +69,25 @@ class Job:
                 f"hydra.sweep.dir={run_dir.parent}", f"hydra.sweep.subdir={run_dir.name}"]
 
 
-def prepare_data(jobs: Sequence[Job], extra: Sequence[str] = ()) -> None:
+def prepare_data(jobs: Sequence[Job], extra: Sequence[str] = (), make_splits: str | None = None
+                 ) -> None:
     """Run each distinct dataset's ``prepare_data`` once, in this process, before the lanes start
-    (synthetic datasets and split files are generated when missing; two lanes racing to write
-    them would collide)."""
+    (synthetic datasets and their split files are generated when missing; two lanes racing to
+    write them would collide).
+
+    Args:
+        make_splits: for a real dataset, the :func:`leseg.data.splits.make_splits` dataset name
+            (``camvid``, ``cityscapes``, ``voc``) whose missing split files of a numeric
+            ``data.split`` are drawn here, nested, with the config's ``data.split_seed`` into its
+            ``data.splits_dir`` (the page config's ``make_splits`` key); None = never (a missing
+            split file is then the DataModule's error).
+    """
     from hydra import compose, initialize_config_dir
     from hydra.core.global_hydra import GlobalHydra
     from hydra.utils import instantiate
 
+    from leseg.data.splits import make_splits as draw_splits
+    from leseg.data.splits import split_file
     from leseg.utils.resolvers import register_resolvers
 
     register_resolvers()
@@ -89,11 +100,18 @@ def prepare_data(jobs: Sequence[Job], extra: Sequence[str] = ()) -> None:
             if key in seen:
                 continue
             seen.add(key)
+            split = str(cfg.data.get("split"))
+            if make_splits and split.isdigit() and not all(
+                    split_file(cfg.data.splits_dir, split, w).is_file()
+                    for w in ("labeled", "unlabeled")):
+                draw_splits(make_splits, cfg.data.root, [int(split)],
+                            seed=int(cfg.data.get("split_seed", 0)), out=cfg.data.splits_dir)
             instantiate(cfg.data).prepare_data()
 
 
 def run_jobs(jobs: Sequence[Job], sweep_dir: Path, lanes: int = 1, python: str | None = None,
-             extra: Sequence[str] = (), dry_run: bool = False) -> list[Job]:
+             extra: Sequence[str] = (), dry_run: bool = False,
+             make_splits: str | None = None) -> list[Job]:
     """Run every unfinished job, ``lanes`` at a time; return the jobs that were run.
 
     Args:
@@ -103,6 +121,7 @@ def run_jobs(jobs: Sequence[Job], sweep_dir: Path, lanes: int = 1, python: str |
         python: interpreter (default: this one).
         extra: Hydra overrides appended to every job (from the command line).
         dry_run: print the commands of the unfinished jobs, run nothing.
+        make_splits: see :func:`prepare_data`.
 
     Raises:
         ValueError: ``lanes`` < 1.
@@ -122,7 +141,7 @@ def run_jobs(jobs: Sequence[Job], sweep_dir: Path, lanes: int = 1, python: str |
         return []
     if not todo:
         return []
-    prepare_data(todo, extra)
+    prepare_data(todo, extra, make_splits)
     threads = max(1, (os.cpu_count() or 1) // lanes)
     env = {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
     logs = Path(sweep_dir) / "logs"
