@@ -33,12 +33,24 @@ def test_experiment_composes_and_is_named_after_itself(experiment: str) -> None:
     assert cfg.method.inference.mode in ("whole", "slide")
 
 
-@pytest.mark.parametrize("data", ["cityscapes", "voc", "synthetic_city", "synthetic_voc"])
+@pytest.mark.parametrize("data", ["cityscapes", "voc", "synthetic_city", "synthetic_voc", "camvid"])
 def test_each_dataset_brings_its_evaluation_protocol(data: str) -> None:
     cfg = _compose("train", [f"data={data}"])
     assert cfg.hydra.runtime.choices.inference == data
     expected = "slide" if data == "cityscapes" else "whole"
     assert cfg.inference.mode == expected
+
+
+@pytest.mark.parametrize("data", ["camvid", "camvid_semi", "camvid_binary", "camvid_unlabeled",
+                                  "camvid_image_labels"])
+def test_camvid_variants_compose_with_the_camvid_protocol(data: str) -> None:
+    cfg = _compose("train", [f"data={data}", "data.root=/somewhere/CamVid"])
+    plain = OmegaConf.to_container(cfg.data, resolve=True)
+    assert plain["root"] == "/somewhere/CamVid"
+    assert plain["num_classes"] == (2 if data == "camvid_binary" else 11)
+    assert cfg.inference.mode == "whole"
+    if data not in ("camvid_unlabeled",):
+        assert (plain["val_set"], plain["test_set"]) == ("val", "test")  # select on val, report on test
 
 
 def test_run_dir_names_experiment_split_seed_and_microseconds() -> None:
