@@ -72,7 +72,9 @@ PROTOCOLS = {"cityscapes": "cityscapes", "cityscapes_semi": "cityscapes",
              "synthetic_city_unlabeled": "synthetic_city",
              "synthetic_city_binary": "synthetic_city_binary", "synthetic_voc": "synthetic_voc",
              "synthetic_voc_semi": "synthetic_voc", "synthetic_voc_image_labels": "synthetic_voc",
-             "synthetic_voc_unlabeled": "synthetic_voc"}
+             "synthetic_voc_unlabeled": "synthetic_voc", "camvid": "camvid",
+             "camvid_semi": "camvid", "camvid_unlabeled": "camvid", "camvid_image_labels": "camvid",
+             "camvid_binary": "camvid_binary"}
 
 
 @pytest.mark.parametrize("data", DATASETS)
@@ -99,6 +101,18 @@ def test_inference_override_beats_the_datasets_protocol() -> None:
     assert _compose("eval", ["ckpt_path=x.ckpt", "data=cityscapes"]).inference.mode == "slide"
     assert _compose("eval", ["ckpt_path=x.ckpt", "data=cityscapes",
                              "inference=whole"]).inference.mode == "whole"
+
+
+@pytest.mark.parametrize("data", ["camvid", "camvid_semi", "camvid_binary", "camvid_unlabeled",
+                                  "camvid_image_labels"])
+def test_camvid_variants_compose_with_the_camvid_protocol(data: str) -> None:
+    cfg = _compose("train", [f"data={data}", "data.root=/somewhere/CamVid"])
+    plain = OmegaConf.to_container(cfg.data, resolve=True)
+    assert plain["root"] == "/somewhere/CamVid"
+    assert plain["num_classes"] == (2 if data == "camvid_binary" else 11)
+    assert cfg.inference.mode == "whole"
+    if data not in ("camvid_unlabeled",):
+        assert (plain["val_set"], plain["test_set"]) == ("val", "test")  # select on val, report on test
 
 
 def test_run_dir_names_experiment_split_seed_and_microseconds() -> None:

@@ -256,3 +256,97 @@ def test_supervised_synthetic_split_files_are_generated_nested(data_dir: Path,
     assert (tmp_path / "splits" / "2" / "unlabeled.txt").read_text().count("\n") == 6
     with pytest.raises(ValueError, match="split files can only be generated for a labeled count"):
         CityscapesDataModule(split="1_16", **args).prepare_data()
+
+
+# ----------------------------------------------------------- CamVid, real files (LESEG_SAMPLE_DATA)
+def _camvid_data(overrides: list[str]):
+    from hydra import compose, initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+    from hydra.utils import instantiate
+
+    from conftest import CONF
+
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        cfg = compose("train", overrides=overrides + ["data.num_workers=0",
+                                                      "data.persistent_workers=false",
+                                                      "data.pin_memory=false"])
+    GlobalHydra.instance().clear()
+    return instantiate(cfg.data), cfg
+
+
+@pytest.mark.sample_data
+def test_real_camvid_datamodule_selects_on_val_reports_on_test() -> None:
+    root = sample_data("camvid")
+    dm, cfg = _camvid_data(["data=camvid", f"data.root={root}",
+                            "data.train_transforms.crop_size=[240,320]", "data.batch_size=2"])
+    assert cfg.inference.mode == "whole" and dm.class_names[0] == "sky" and len(dm.palette) == 11
+    dm.setup("fit")
+    dm.setup("test")
+    assert (len(dm.train_dataset), len(dm.val_dataset), len(dm.test_dataset)) == (367, 101, 233)
+    assert dm.val_dataset.split == "val" and dm.test_dataset.split == "test"
+    assert not set(dm.val_dataset.names) & set(dm.test_dataset.names)
+    train = next(iter(dm.train_dataloader()))
+    assert train["image"].shape == (2, 3, 240, 320) and train["label"].shape == (2, 240, 320)
+    test = next(iter(dm.test_dataloader()))
+    assert test["image"].shape == (4, 3, 360, 480)  # whole frames, 4 per batch
+    assert set(test["label"].unique().tolist()) <= set(range(11)) | {255}
+    assert (test["label"] == 255).any()  # raw 11 (unlabelled) became ignore
+
+
+@pytest.mark.sample_data
+def test_real_camvid_split_semi_binary_and_image_label_modules(tmp_path: Path) -> None:
+    from leseg.data.splits import make_splits
+
+    root = sample_data("camvid")
+    splits = tmp_path / "splits"
+    lists = make_splits("camvid", root, counts=[23], seed=0, out=splits)[23]
+    common = [f"data.root={root}", f"data.splits_dir={splits}", "data.batch_size=2",
+              "data.train_transforms.crop_size=[120,160]", "data.train_transforms.scale_range=[0.3,0.5]"]
+    dm, _ = _camvid_data(["data=camvid", "data.split=23", *common])
+    dm.setup("fit")
+    assert dm.train_dataset.names == lists.labeled
+    semi, _ = _camvid_data(["data=camvid_semi", "data.split=23", "data.unlabeled_batch_size=4",
+                            *common])
+    semi.setup("fit")
+    assert len(semi.train_dataset) == 23 and len(semi.unlabeled_dataset) == 344
+    assert semi.unlabeled_dataset.names == lists.unlabeled
+    assert semi.iterations_per_epoch() == 344 // 4
+    batch = next(iter(semi.train_dataloader()))
+    batch = batch[0] if isinstance(batch, tuple) else batch
+    assert batch["labeled"]["image"].shape == (2, 3, 120, 160)
+    assert batch["unlabeled"]["valid"].shape == (4, 120, 160)
+    assert set(batch["labeled"]["name"]) <= set(lists.labeled)
+    assert set(batch["unlabeled"]["name"]) <= set(lists.unlabeled)
+    binary, _ = _camvid_data(["data=camvid_binary", f"data.root={root}"])
+    binary.setup("validate")
+    val = binary.val_dataset[0]
+    assert set(val["label"].unique().tolist()) <= {0, 1} and 0 <= int(val["class_id"]) < 11
+    assert binary.val_dataset[0]["class_id"] == val["class_id"]  # repeatable at validation
+    labels, _ = _camvid_data(["data=camvid_image_labels", f"data.root={root}",
+                              f"data.cache_dir={tmp_path / 'cache'}"])
+    labels.setup("validate")
+    sample = labels.val_dataset[3]
+    present = sorted(v for v in sample["label"].unique().tolist() if v != 255)
+    assert sample["class_labels"].shape == (11,)
+    assert torch.nonzero(sample["class_labels"]).flatten().tolist() == present
+
+
+@pytest.mark.sample_data
+def test_real_cityscapes_train_frames_of_aachen() -> None:
+    root = sample_data("cityscapes_sample")
+    dm = CityscapesDataModule(name="cityscapes", root=str(root), num_classes=19, batch_size=2,
+                              train_transforms={"scale_range": [0.25, 0.25],
+                                                "crop_size": [128, 256], "hflip": 0.5})
+    dm.setup("fit")
+    names = [f"aachen_00000{i}_000019" for i in range(8)]
+    assert dm.train_dataset.names == names
+    assert all(dm.train_dataset.label_is_labelid)  # official labelIds, mapped to trainIds in code
+    image, label = dm.train_dataset.load(0)
+    assert image.shape == (1024, 2048, 3) and label.shape == (1024, 2048)
+    raw = read_label(root / "gtFine/train/aachen/aachen_000000_000019_gtFine_labelIds.png")
+    assert np.array_equal(label[raw == 7], np.zeros((raw == 7).sum(), np.uint8))  # road -> 0
+    assert (label[raw <= 6] == 255).all()  # void labelIds -> ignore
+    batches = list(dm.train_dataloader())
+    assert len(batches) == 4 and batches[0]["image"].shape == (2, 3, 128, 256)
+    assert sorted(n for b in batches for n in b["name"]) == names

@@ -14,10 +14,13 @@ import pytest
 import torch
 from PIL import Image
 
+from leseg.data.camvid import CamVidSegmentation, read_camvid_list
 from leseg.data.cityscapes import CityscapesSegmentation
 from leseg.data.io import ImageDecodeError, read_image, read_label, write_png_atomic
 from leseg.data.labels import VOC_COLORMAP
 from leseg.data.voc import VOCSegmentation
+
+from conftest import sample_data
 
 H, W = 8, 12
 # labelIds used in the fake Cityscapes frames and their trainIds (hand-mapped)
@@ -290,3 +293,104 @@ def test_voc_bad_input(tmp_path: Path) -> None:
     with pytest.raises(FileNotFoundError, match="SegmentationClass/2007_000002.png"):
         VOCSegmentation(root)
 
+
+
+# ------------------------------------------------------------ CamVid on the real files (SegNet)
+CAMVID_COUNTS = {"train": 367, "val": 101, "test": 233}
+
+
+def camvid_copy(src: Path, dst: Path, names: Sequence[str], split: str = "train") -> Path:
+    """A CamVid root in ``dst`` with ``names`` of ``split`` linked from ``src`` and a list file in
+    the SegNet format (absolute ``/SegNet/CamVid/`` prefix)."""
+    for sub in (split, f"{split}annot"):
+        (dst / sub).mkdir(parents=True, exist_ok=True)
+        for name in names:
+            (dst / sub / f"{name}.png").symlink_to(src / sub / f"{name}.png")
+    (dst / f"{split}.txt").write_text("".join(
+        f"/SegNet/CamVid/{split}/{n}.png /SegNet/CamVid/{split}annot/{n}.png\n" for n in names))
+    return dst
+
+
+@pytest.mark.sample_data
+def test_camvid_real_lists_counts_sizes_and_labels() -> None:
+    root = sample_data("camvid")
+    first = (root / "train.txt").read_text().splitlines()[0]
+    assert first.startswith("/SegNet/CamVid/train/")  # the prefix the reader strips
+    pairs = read_camvid_list(root / "train.txt")
+    assert pairs[0] == ("train/0001TP_006690.png", "trainannot/0001TP_006690.png")
+    raw_values: set[int] = set()
+    for split, count in CAMVID_COUNTS.items():
+        ds = CamVidSegmentation(root, split)
+        assert len(ds) == count and len(set(ds.names)) == count
+        assert all(p.parent == root / split for p in ds.image_paths)
+        assert all(p.parent == root / f"{split}annot" for p in ds.label_paths)
+        for image_path, label_path in zip(ds.image_paths, ds.label_paths):
+            with Image.open(image_path) as img, Image.open(label_path) as lab:
+                assert img.size == lab.size == (480, 360) and img.mode == "RGB"
+                raw_values.update(np.unique(np.asarray(lab)).tolist())
+    assert raw_values == set(range(12))  # 0..10 classes and 11 = unlabelled, nothing else
+    ds = CamVidSegmentation(root, "test")
+    raw = read_label(ds.label_paths[0])
+    image, label = ds.load(0)
+    assert image.shape == (360, 480, 3) and label.shape == (360, 480)
+    assert (raw == 11).any()
+    assert np.array_equal(label == 255, raw == 11)  # unlabelled → ignore_index, nothing else
+    assert np.array_equal(label[raw != 11], raw[raw != 11])
+    sample = ds[0]
+    assert sample["image"].shape == (3, 360, 480) and sample["label"].dtype == torch.int64
+    assert sample["name"] == ds.names[0] == "0001TP_008550"
+    assert set(sample["label"].unique().tolist()) <= set(range(11)) | {255}
+
+
+@pytest.mark.sample_data
+def test_camvid_named_errors_on_broken_copies(tmp_path: Path) -> None:
+    src = sample_data("camvid")
+    names = ["0001TP_006690", "0001TP_006720", "0001TP_006750"]
+    with pytest.raises(FileNotFoundError, match=r"CamVid root .*nowhere does not exist"):
+        CamVidSegmentation(tmp_path / "nowhere", "train")
+    # missing pair: the label of one listed frame is absent
+    root = camvid_copy(src, tmp_path / "missing", names)
+    (root / "trainannot" / f"{names[1]}.png").unlink()
+    with pytest.raises(FileNotFoundError, match=rf"trainannot/{names[1]}\.png"):
+        CamVidSegmentation(root, "train")
+    # label value out of range: 12 is neither a class, 11 (unlabelled) nor 255
+    root = camvid_copy(src, tmp_path / "range", names)
+    bad = root / "trainannot" / f"{names[2]}.png"
+    raw = read_label(bad)
+    raw[5, 7] = 12
+    bad.unlink()
+    Image.fromarray(raw).save(bad)
+    ds = CamVidSegmentation(root, "train")
+    ds.load(0)
+    with pytest.raises(ValueError, match=rf"{names[2]}\.png.*\[12\]"):
+        ds.load(2)
+    # size mismatch: a label one row short
+    root = camvid_copy(src, tmp_path / "size", names)
+    short = root / "trainannot" / f"{names[0]}.png"
+    raw = read_label(short)[:-1]
+    short.unlink()
+    Image.fromarray(raw).save(short)
+    with pytest.raises(ValueError, match="size mismatch") as err:
+        CamVidSegmentation(root, "train").load(0)
+    assert f"train/{names[0]}.png is 360x480" in str(err.value)
+    assert f"trainannot/{names[0]}.png is 359x480" in str(err.value)
+    # list-file lines: an absolute path outside the SegNet prefix names the line
+    (root / "train.txt").write_text(f"/data/train/{names[0]}.png /data/trainannot/{names[0]}.png\n")
+    with pytest.raises(ValueError, match=r"train\.txt:1: absolute path"):
+        CamVidSegmentation(root, "train")
+    # an id from a split file that is not a frame names the split file and the id
+    root = camvid_copy(src, tmp_path / "ids", names)
+    with pytest.raises(FileNotFoundError, match=r"splits/23/labeled\.txt.*0001TP_999999"):
+        CamVidSegmentation(root, "train", ids=["0001TP_999999"], ids_source="splits/23/labeled.txt")
+
+
+def test_camvid_without_list_file_lists_the_folder(tmp_path: Path) -> None:
+    for sub in ("val", "valannot"):
+        (tmp_path / sub).mkdir()
+    raw = np.array([[0, 10, 11], [3, 11, 4]], dtype=np.uint8)
+    for name in ("b_000002", "a_000001"):
+        Image.fromarray(_image(1, 2, 3)).save(tmp_path / "val" / f"{name}.png")
+        Image.fromarray(raw).save(tmp_path / "valannot" / f"{name}.png")
+    ds = CamVidSegmentation(tmp_path, "val")
+    assert ds.names == ["a_000001", "b_000002"]
+    assert ds.load(0)[1].tolist() == [[0, 10, 255], [3, 255, 4]]

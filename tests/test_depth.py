@@ -476,3 +476,72 @@ def test_depthmix_mask_on_a_hand_made_pair() -> None:
     probs[0, 1] = 1 - probs[0, 0]
     probs[0, :, 1, 1] = 0  # ignored GT pixel: all-zero row
     assert float(confidence_share_weight(probs)) == pytest.approx(2 / 4)
+
+
+# ------------------------------------------------ real Cityscapes snippets (LESEG_SAMPLE_DATA)
+# The Cityscapes aachen camera as published in the official camera/*.json files (approximate;
+# the sample ships no camera files), pixels of the 1024x2048 frames.
+AACHEN_INTRINSICS = {"fx": 2262.52, "fy": 2265.30, "u0": 1096.98, "v0": 513.14,
+                     "size": [1024, 2048]}
+AACHEN_SNIPPETS = [f"aachen_00000{i}_000019" for i in range(3)]
+
+
+def test_real_cityscapes_jpeg_snippets_with_given_intrinsics(tmp_path: Path) -> None:
+    root = sample_data("cityscapes_sample")
+    with pytest.raises(FileNotFoundError, match="aachen_000003_000018_leftImg8bit"):
+        CityscapesSequence(root, "train", intrinsics=AACHEN_INTRINSICS)  # 5 frames lack snippets
+    with pytest.raises(FileNotFoundError, match=r"camera/train/aachen/.*_camera\.json.*intrinsics"):
+        CityscapesSequence(root, "train", on_missing_sequence="skip")  # no camera files, no K
+    with pytest.warns(UserWarning, match="5 annotated frame"):
+        ds = CityscapesSequence(root, "train", intrinsics=AACHEN_INTRINSICS, resize=(64, 128),
+                                on_missing_sequence="skip")
+    assert ds.names == AACHEN_SNIPPETS
+    assert [p.name for p in ds.frame_paths[0]] == [
+        f"aachen_000000_0000{k}_leftImg8bit.jpg" for k in (18, 19, 20)]
+    s = ds[0]
+    assert s["frames"].shape == (3, 3, 64, 128) and s["label"].shape == (64, 128)
+    np.testing.assert_allclose(s["intrinsics"].numpy(),
+                               resize_intrinsics(np.array([[2262.52, 0, 1096.98],
+                                                           [0, 2265.30, 513.14], [0, 0, 1]]),
+                                                 128 / 2048, 64 / 1024), rtol=1e-6)
+    # every frame of the 3 snippets with both neighbours: 28 targets each (frames 1..28 of 0..29)
+    every = CityscapesSequence(root, "train", all_sequence_frames=True,
+                               intrinsics=AACHEN_INTRINSICS, resize=(64, 128))
+    assert len(every) == 3 * 28 and every.names[0] == "aachen_000000_000001"
+    # a camera file next to a snippet wins over the given values
+    cam_root = tmp_path / "city"
+    cam_root.mkdir()
+    for sub in ("leftImg8bit", "leftImg8bit_sequence"):
+        (cam_root / sub).symlink_to(root / sub)
+    camera = cam_root / "camera/train/aachen/aachen_000001_000019_camera.json"
+    camera.parent.mkdir(parents=True)
+    camera.write_text(json.dumps({"intrinsic": {"fx": 2000.0, "fy": 2000.0, "u0": 1024.0,
+                                                "v0": 512.0}}))
+    mixed = CityscapesSequence(cam_root, "train", intrinsics=AACHEN_INTRINSICS,
+                               on_missing_sequence="skip", with_labels=False)
+    assert mixed.camera_paths == [None, camera, None]
+    assert float(mixed[1]["intrinsics"][0, 0]) == 2000.0
+    assert float(mixed[0]["intrinsics"][0, 0]) == pytest.approx(2262.52)
+    with pytest.raises(ValueError, match=r"missing \['v0'\]"):
+        CityscapesSequence(root, "train", intrinsics={"fx": 1, "fy": 1, "u0": 1})
+
+
+def test_self_supervised_depth_learns_on_the_real_cityscapes_snippets() -> None:
+    root = sample_data("cityscapes_sample")
+    dm = SequenceDataModule(name="cityscapes", root=str(root), train_set="train", val_set="train",
+                            resize=(64, 128), hflip=0.0, color_jitter=0.0, batch_size=3,
+                            intrinsics=AACHEN_INTRINSICS, on_missing_sequence="skip")
+    batch = next(iter(dm.train_dataloader()))
+    assert sorted(batch["name"]) == AACHEN_SNIPPETS
+    assert batch["frames"].shape == (3, 3, 3, 64, 128)
+    method = _tiny_method()
+    optimizer = torch.optim.Adam(method.parameters(), lr=1e-3)
+    photometric = []
+    for _ in range(5):
+        out = method.sde_loss(batch)
+        optimizer.zero_grad()
+        out["loss"].backward()
+        optimizer.step()
+        photometric.append(float(out["photometric"].detach()))
+    assert all(math.isfinite(v) for v in photometric)
+    assert photometric[-1] < 0.95 * photometric[0], photometric

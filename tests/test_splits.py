@@ -10,7 +10,10 @@ from pathlib import Path
 import pytest
 from test_datasets import make_city_tree
 
+from leseg.data.camvid import list_camvid_frames
 from leseg.data.splits import SplitLists, load_split, main, make_splits, read_split_file
+
+from conftest import sample_data
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -128,3 +131,38 @@ def test_command_line(tmp_path: Path, capsys) -> None:
                           capture_output=True, text=True, env=env, check=False)
     assert proc.returncode == 0, proc.stderr
     assert load_split(out, 2) == make_splits("voc", root, counts=[2], seed=1)[2]
+
+
+@pytest.mark.sample_data
+def test_make_splits_camvid_real_train_frames_both_formats(tmp_path: Path) -> None:
+    root = sample_data("camvid")
+    frames = sorted(list_camvid_frames(root, "train"))
+    assert len(frames) == 367
+    ids, pairs = tmp_path / "ids", tmp_path / "pairs"
+    result = make_splits("camvid", root, seed=0, out=ids)  # default counts: 1/16 .. 1/2
+    assert sorted(result) == [23, 46, 92, 184]  # ceil(367 / k), k = 16, 8, 4, 2
+    for count, lists in result.items():
+        assert len(lists.labeled) == count and len(lists.unlabeled) == 367 - count
+        assert sorted(lists.labeled + lists.unlabeled) == frames
+        assert load_split(ids, count) == lists
+    assert set(result[23].labeled) < set(result[46].labeled) < set(result[92].labeled) \
+        < set(result[184].labeled)
+    # deterministic per seed, different across seeds
+    assert make_splits("camvid", root, seed=0) == result
+    other = make_splits("camvid", root, seed=1)
+    assert other[23].labeled != result[23].labeled and len(other[23].labeled) == 23
+    # the UniMatch format: image + label paths relative to the root, read back to the same names
+    assert make_splits("camvid", root, seed=0, out=pairs, fmt="pairs") == result
+    line = (pairs / "23" / "labeled.txt").read_text().splitlines()[0]
+    name = result[23].labeled[0]
+    assert line == f"train/{name}.png trainannot/{name}.png"
+    assert (ids / "23" / "labeled.txt").read_text().splitlines()[0] == name
+    assert load_split(pairs, 184) == result[184]
+    with pytest.raises(ValueError, match="format must be one of"):
+        make_splits("camvid", root, counts=[23], fmt="csv")
+    with pytest.raises(ValueError, match=r"\[368\].*has 367 images"):
+        make_splits("camvid", root, counts=[368])
+    assert main(["--dataset", "camvid", "--root", str(root), "--counts", "23", "--format", "pairs",
+                 "--out", str(tmp_path / "cli")]) == 0
+    assert (tmp_path / "cli" / "23" / "labeled.txt").read_text() == \
+        (pairs / "23" / "labeled.txt").read_text()

@@ -36,12 +36,13 @@ import torch
 from torch.utils.data import Dataset
 
 from leseg.data.binarize import BinarizeTarget
-from leseg.data.datamodules import CityscapesDataModule, VOCDataModule
+from leseg.data.datamodules import CamVidDataModule, CityscapesDataModule, VOCDataModule
 
 __all__ = [
     "BINARY_CLASS_NAMES",
     "BINARY_PALETTE",
     "BinarizedDataset",
+    "BinaryCamVidDataModule",
     "BinaryCityscapesDataModule",
     "BinaryDataModuleMixin",
     "BinaryVOCDataModule",
@@ -168,3 +169,8 @@ class BinaryCityscapesDataModule(BinaryDataModuleMixin, CityscapesDataModule):
 class BinaryVOCDataModule(BinaryDataModuleMixin, VOCDataModule):
     """VOC layout (and ``synthetic_voc``), binarised; pass ``exclude_classes=[0]`` (background)."""
 
+
+
+class BinaryCamVidDataModule(BinaryDataModuleMixin, CamVidDataModule):
+    """CamVid (SegNet layout), binarised for S5: one of the 11 classes per sample is the
+    foreground (see the mixin); unlabelled pixels (raw 11) are void."""

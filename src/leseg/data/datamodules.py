@@ -1,4 +1,4 @@
-"""Lightning DataModules for supervised segmentation on Cityscapes and PASCAL VOC layouts.
+"""Lightning DataModules for supervised segmentation on Cityscapes, PASCAL VOC and CamVid layouts.
 
 One base class, :class:`SegmentationDataModule`, does everything; the subclasses only name the
 dataset class (and VOC its label folders). Built-in synthetic datasets (``synthetic=`` in the
@@ -22,6 +22,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, Subset
 
+from leseg.data.camvid import CamVidSegmentation
 from leseg.data.cityscapes import CityscapesSegmentation
 from leseg.data.labels import IGNORE_INDEX, DatasetInfo
 from leseg.data.splits import make_splits, read_split_file, split_file
@@ -529,5 +530,16 @@ class VOCDataModule(SegmentationDataModule):
         return {"label_subdir": self.label_subdir if role == "train" else self.val_label_subdir}
 
 
-__all__ = ["CityscapesDataModule", "GlobalBatchSize", "SegmentationDataModule", "VOCDataModule",
-           "collate_samples"]
+class CamVidDataModule(SegmentationDataModule):
+    """CamVid, SegNet layout (:class:`~leseg.data.camvid.CamVidSegmentation`), 11 classes.
+
+    Model selection on ``val_set`` (CamVid val, 101 frames), results on ``test_set`` (CamVid
+    test, 233 frames), as in the SegNet protocol; see ``conf/data/camvid.yaml``.
+    """
+
+    dataset_cls = CamVidSegmentation
+    splits_dataset = "camvid"
+
+
+__all__ = ["CamVidDataModule", "CityscapesDataModule", "GlobalBatchSize", "SegmentationDataModule",
+           "VOCDataModule", "collate_samples"]

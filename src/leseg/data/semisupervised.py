@@ -58,20 +58,23 @@ import torch
 from lightning.pytorch.utilities import CombinedLoader
 from torch.utils.data import DataLoader, Dataset, Subset
 
+from leseg.data.camvid import list_camvid_frames
 from leseg.data.cityscapes import list_cityscapes_frames
 from leseg.data.datamodules import (
+    CamVidDataModule,
     CityscapesDataModule,
     SegmentationDataModule,
     VOCDataModule,
     collate_samples,
 )
-from leseg.data.io import read_image
+from leseg.data.io import missing_files_message, read_image
 from leseg.data.resumable import ResumableDataLoader, SeededDataset, StreamSampler
 from leseg.data.splits import load_split, read_split_file, split_file
 from leseg.data.transforms import IMAGENET_MEAN, IMAGENET_STD, to_sample
 from leseg.data.voc import voc_split_file
 
 __all__ = [
+    "SemiSupervisedCamVidDataModule",
     "SemiSupervisedCityscapesDataModule",
     "SemiSupervisedDataModule",
     "SemiSupervisedVOCDataModule",
@@ -359,4 +362,33 @@ class SemiSupervisedVOCDataModule(SemiSupervisedDataModule, VOCDataModule):
             raise FileNotFoundError(
                 f"{len(missing)} unlabeled id(s) from {source} have no image "
                 f"{self.root}/JPEGImages/<id>.jpg: {missing[:5]}")
+        return paths
+
+
+class SemiSupervisedCamVidDataModule(SemiSupervisedDataModule, CamVidDataModule):
+    """CamVid (SegNet layout); unlabeled names are frames of ``<unlabeled_set or train_set>``
+    (their images ``<set>/<name>.png``; no mask is read for them).
+
+    Splits: ``python -m leseg.data.splits --dataset camvid`` (1/16, 1/8, 1/4, 1/2 of the 367
+    train frames: 23, 46, 92, 184 labeled, the rest unlabeled).
+
+    Args: see :class:`SemiSupervisedDataModule` and
+    :class:`~leseg.data.datamodules.SegmentationDataModule`.
+    """
+
+    def unlabeled_pool(self, set_name: str) -> list[str]:  # noqa: D102
+        return list(list_camvid_frames(self.root, set_name))
+
+    def unlabeled_image_paths(self, names: Sequence[str], source: str) -> list[Path]:  # noqa: D102
+        folder = self.unlabeled_set or self.train_set
+        frames = list_camvid_frames(self.root, folder)
+        unknown = [n for n in names if n not in frames]
+        if unknown:
+            raise FileNotFoundError(f"{len(unknown)} unlabeled name(s) from {source} are not "
+                                    f"frames of CamVid {self.root} split {folder!r}: {unknown[:5]}")
+        paths = [frames[n][0] for n in names]
+        missing = [p for p in paths if not p.is_file()]
+        if missing:
+            raise FileNotFoundError(missing_files_message(missing, "unlabeled CamVid image(s)",
+                                                          f" (listed in {source})"))
         return paths

@@ -4,12 +4,15 @@ Hoyer et al., "Three Ways to Improve Semantic Segmentation with Self-Supervised 
 (CVPR 2021, §3.1 and §4.1): every sample is a target frame with its neighbours
 −1 and +1 from ``leftImg8bit_sequence`` (frame numbers f − 1, f, f + 1 of the same snippet), the
 camera intrinsics from ``camera/<split>/<city>/<stem>_camera.json`` (``intrinsic`` fx, fy, u0, v0
-in pixels of the stored images), and, when present, the gtFine label and the ``disparity`` ground
-truth of the annotated frame. Layout under ``root``::
+in pixels of the stored images) or, where a snippet has no camera file, from the ``intrinsics``
+the user gives, and, when present, the gtFine label and the ``disparity`` ground truth of the
+annotated frame. Layout under ``root``::
 
     leftImg8bit/<split>/<city>/<city>_<seq>_<frame>_leftImg8bit.png            annotated frames
     leftImg8bit_sequence/<split>/<city>/<city>_<seq>_<frame±k>_leftImg8bit.png  their neighbours
-    camera/<split>/<city>/<city>_<seq>_<frame>_camera.json
+                                                                (.png official, or .jpg)
+    camera/<split>/<city>/<city>_<seq>_<frame>_camera.json                      optional with
+                                                                                ``intrinsics``
     gtFine/<split>/<city>/<stem>_gtFine_label{TrainIds,Ids}.png                 optional
     disparity/<split>/<city>/<stem>_disparity.png                               optional
 
@@ -61,11 +64,15 @@ from leseg.data.labels import CITYSCAPES_INFO, IGNORE_INDEX, check_label_values,
 
 __all__ = [
     "CityscapesSequence", "SequenceDataModule", "adjust_color", "crop_intrinsics",
+    "intrinsics_matrix",
     "disparity_to_depth", "hflip_intrinsics", "load_camera_json", "reference_hflip_intrinsics",
     "resize_intrinsics",
 ]
 
 IMAGE_SUFFIX = "_leftImg8bit.png"
+SEQUENCE_SUFFIXES = ("_leftImg8bit.png", "_leftImg8bit.jpg")
+"""Sequence frames: the official PNGs, or JPEG re-encodings (e.g. the vid2vid snippets)."""
+INTRINSICS_KEYS = ("fx", "fy", "u0", "v0")
 _STEM = re.compile(r"^(?P<city>.+)_(?P<seq>\d+)_(?P<frame>\d+)$")
 
 
@@ -84,6 +91,42 @@ def adjust_color(frames: torch.Tensor, brightness: float, contrast: float, satur
     out = TF.adjust_saturation(out, saturation)
     out = TF.adjust_hue(out, hue)
     return out.clamp(0, 1)
+
+
+def intrinsics_matrix(intrinsics: Any, height: int, width: int) -> np.ndarray:
+    """(3, 3) float64 K from user-given intrinsics, rescaled to a (height, width) frame.
+
+    Args:
+        intrinsics: mapping with ``fx``, ``fy``, ``u0``, ``v0`` (pixels, the names of Cityscapes'
+            ``camera/*.json``) and optionally ``size: [H, W]``, the image size they refer to
+            (default: the frame's own size). E.g. the Cityscapes aachen camera at 1024x2048:
+            ``{fx: 2262.52, fy: 2265.30, u0: 1096.98, v0: 513.14, size: [1024, 2048]}``.
+        height, width: size of the stored frames the returned K is for.
+
+    Raises:
+        ValueError: a key missing, an unknown key or a non-positive focal length / size.
+    """
+    values = dict(intrinsics)
+    unknown = sorted(set(values) - {*INTRINSICS_KEYS, "size"})
+    missing = [k for k in INTRINSICS_KEYS if k not in values]
+    if unknown or missing:
+        raise ValueError(f"data.intrinsics needs {list(INTRINSICS_KEYS)} (pixels) and optionally "
+                         f"size [H, W]; missing {missing}, unknown {unknown}")
+    fx, fy, u0, v0 = (float(values[k]) for k in INTRINSICS_KEYS)
+    size = _pair(values.get("size"), "data.intrinsics.size") or (height, width)
+    if fx <= 0 or fy <= 0:
+        raise ValueError(f"data.intrinsics: focal lengths must be > 0, got fx={fx}, fy={fy}")
+    K = np.array([[fx, 0.0, u0], [0.0, fy, v0], [0.0, 0.0, 1.0]], dtype=np.float64)
+    if tuple(size) != (height, width):
+        K = resize_intrinsics(K, width / size[1], height / size[0])
+    return K
+
+
+def _sequence_frame(folder: Path, stem: str) -> Path:
+    """``folder/<stem>_leftImg8bit.jpg`` if only that exists, else the official ``.png`` path
+    (which may not exist: it is then the name a missing-file error gives)."""
+    png, jpg = (folder / f"{stem}{suffix}" for suffix in SEQUENCE_SUFFIXES)
+    return jpg if not png.is_file() and jpg.is_file() else png
 
 
 def _pair(value: Any, key: str) -> tuple[int, int] | None:
@@ -118,6 +161,12 @@ class CityscapesSequence(Dataset):
         with_labels, with_depth: load gtFine labels / disparity depth: True, False or ``"auto"``
             (if the annotated frames have them). Ignored with ``all_sequence_frames``.
         reproduce_reference_intrinsics_bug: see the module docstring.
+        intrinsics: used for snippets without a camera file: ``fx``, ``fy``, ``u0``, ``v0`` in
+            pixels and optionally the ``size`` [H, W] they refer to (see
+            :func:`intrinsics_matrix`); None = every snippet needs ``camera/*.json``.
+        on_missing_sequence: ``raise`` (default) or ``skip``: annotated targets whose neighbour
+            frames are absent are dropped with a warning (a sample holding snippets for only
+            some annotated frames); listed in :attr:`skipped`.
 
     Sample: ``frames`` float32 (T, 3, H, W) RGB in [0, 1] (not normalised), ``intrinsics`` float32
     (3, 3) in pixels of those frames, ``name`` str, and optionally ``frames_aug`` (T, 3, H, W),
@@ -125,8 +174,8 @@ class CityscapesSequence(Dataset):
     disparity ground truth (0 = invalid).
 
     Raises:
-        FileNotFoundError: missing root/split, neighbour frame, camera file, label or disparity
-            file (names the files and the expected layout).
+        FileNotFoundError: missing root/split, neighbour frame, camera file (without
+            ``intrinsics``), label or disparity file (names the files and the expected layout).
         ValueError: bad sizes, malformed camera json (names the file), crop larger than the image.
     """
 
@@ -139,8 +188,16 @@ class CityscapesSequence(Dataset):
                  crop_size: Sequence[int] | int | None = None, hflip: float = 0.0,
                  color_jitter: float = 0.0, with_labels: bool | str = "auto",
                  with_depth: bool | str = "auto",
-                 reproduce_reference_intrinsics_bug: bool = False) -> None:
+                 reproduce_reference_intrinsics_bug: bool = False,
+                 intrinsics: Any | None = None, on_missing_sequence: str = "raise") -> None:
+        if on_missing_sequence not in ("raise", "skip"):
+            raise ValueError(f"on_missing_sequence must be 'raise' or 'skip', got "
+                             f"{on_missing_sequence!r}")
         self.root = Path(root)
+        self.intrinsics = dict(intrinsics) if intrinsics is not None else None
+        if self.intrinsics is not None:
+            intrinsics_matrix(self.intrinsics, 1, 1)  # fail early on bad keys
+        self.skipped: list[tuple[str, str]] = []
         self.split = split
         self.offsets = tuple(int(o) for o in offsets)
         if 0 not in self.offsets:
@@ -156,14 +213,14 @@ class CityscapesSequence(Dataset):
             raise FileNotFoundError(f"sequence folder {seq_dir} does not exist; expected "
                                     f"{seq_dir}/<city>/<city>_<seq>_<frame>{IMAGE_SUFFIX}")
         if self.all_sequence_frames:
-            files = sorted(seq_dir.glob(f"*/*{IMAGE_SUFFIX}"))
+            files = sorted(p for suffix in SEQUENCE_SUFFIXES for p in seq_dir.glob(f"*/*{suffix}"))
         else:
             files = sorted((self.root / "leftImg8bit" / split).glob(f"*/*{IMAGE_SUFFIX}"))
         if not files:
             raise FileNotFoundError(f"no frames for split {split!r} under {self.root} (expected "
                                     f"{'leftImg8bit_sequence' if self.all_sequence_frames else 'leftImg8bit'}"
                                     f"/{split}/<city>/*{IMAGE_SUFFIX})")
-        stems = {p.name[: -len(IMAGE_SUFFIX)]: p.parent.name for p in files}
+        stems = {p.name[: -len(IMAGE_SUFFIX)]: p.parent.name for p in files}  # same length: .jpg
         if ids is not None:
             unknown = [i for i in ids if i not in stems]
             if unknown:
@@ -172,7 +229,7 @@ class CityscapesSequence(Dataset):
             stems = {i: stems[i] for i in ids}
         self.names: list[str] = []
         self.frame_paths: list[list[Path]] = []
-        self.camera_paths: list[Path] = []
+        self.camera_paths: list[Path | None] = []
         missing: list[Path] = []
         cameras = self._camera_index()
         for stem, city in stems.items():
@@ -181,24 +238,35 @@ class CityscapesSequence(Dataset):
                 raise ValueError(f"frame name {stem!r} under {self.root} is not "
                                  f"<city>_<seq>_<frame>")
             frame, width = int(m["frame"]), len(m["frame"])
-            paths = [seq_dir / city / f"{m['city']}_{m['seq']}_{frame + o:0{width}d}{IMAGE_SUFFIX}"
+            paths = [_sequence_frame(seq_dir / city,
+                                     f"{m['city']}_{m['seq']}_{frame + o:0{width}d}")
                      for o in self.offsets]
             absent = [p for p in paths if not p.is_file()]
             if self.all_sequence_frames and absent:
                 continue  # first/last frame of a snippet: no neighbour, not a target
+            if absent and on_missing_sequence == "skip":
+                self.skipped.append((stem, f"no neighbour frame(s) {[p.name for p in absent]}"))
+                continue
             missing.extend(absent)
             exact = self.root / "camera" / split / city / f"{stem}_camera.json"
             camera = exact if exact.is_file() else cameras.get((city, m["city"], m["seq"]))
-            if camera is None:
+            if camera is None and self.intrinsics is None:
                 missing.append(self.root / "camera" / split / city / f"{stem}_camera.json")
             self.names.append(stem)
             self.frame_paths.append(paths)
-            self.camera_paths.append(camera if camera is not None else Path())
+            self.camera_paths.append(camera)
         if missing:
             raise FileNotFoundError(missing_files_message(
                 missing, "sequence/camera file(s)",
                 f"; expected leftImg8bit_sequence/{split}/<city>/<city>_<seq>_<frame±k>"
-                f"{IMAGE_SUFFIX} and camera/{split}/<city>/<stem>_camera.json"))
+                f"{{{','.join(SEQUENCE_SUFFIXES)}}} and camera/{split}/<city>/<stem>_camera.json "
+                f"(or give data.intrinsics for snippets without camera files)"))
+        if self.skipped:
+            import warnings
+
+            warnings.warn(f"on_missing_sequence=skip: {len(self.skipped)} annotated frame(s) of "
+                          f"{self.root} split {split} have no neighbour frames and are not "
+                          f"targets: {[n for n, _ in self.skipped][:5]}", stacklevel=2)
         if not self.names:
             raise FileNotFoundError(f"no frame of {seq_dir} has all neighbours {self.offsets}")
         self.label_paths = self._optional(with_labels, "gtFine", ("_gtFine_labelTrainIds.png",
@@ -246,9 +314,12 @@ class CityscapesSequence(Dataset):
             raise ValueError(f"frames of {self.names[index]} have different sizes {sorted(sizes)}: "
                              f"{[str(p) for p in self.frame_paths[index]]}")
         camera = self.camera_paths[index]
-        K = load_camera_json(camera, original=self.bug)
-        out: dict[str, Any] = {"frames": frames, "K": K}
         h, w = frames[0].shape[:2]
+        if camera is not None:
+            K = load_camera_json(camera, original=self.bug)
+        else:  # no camera file for this snippet: the user's values (checked at construction)
+            K = intrinsics_matrix(self.intrinsics, h, w)
+        out: dict[str, Any] = {"frames": frames, "K": K}
         if self.label_paths is not None:
             path = self.label_paths[index]
             label = read_label(path)
@@ -260,6 +331,10 @@ class CityscapesSequence(Dataset):
             out["label"] = label
         if self.depth_paths is not None:
             path = self.depth_paths[index]
+            if camera is None:
+                raise FileNotFoundError(f"disparity {path} needs the camera file of "
+                                        f"{self.names[index]} (baseline and fx) under "
+                                        f"{self.root}/camera/{self.split}; none was found")
             png = read_label(path)
             fx = load_camera_json(camera)[0, 0] * png.shape[1] / w  # fx in disparity-map pixels
             out["depth"] = disparity_to_depth(png, fx, camera_baseline(camera))
@@ -333,6 +408,9 @@ class SequenceDataModule(L.LightningDataModule):
         crop_size: training crop (H, W) (Hoyer: 512×512); validation uses whole frames.
         hflip, color_jitter: training augmentation probabilities (0.5 and 0.5 in the paper).
         reproduce_reference_intrinsics_bug: see :mod:`leseg.data.sequences`.
+        intrinsics: ``{fx, fy, u0, v0[, size]}`` for snippets without ``camera/*.json`` (see
+            :func:`intrinsics_matrix`); None = camera files required.
+        on_missing_sequence: ``raise`` or ``skip`` annotated frames without neighbour frames.
         batch_size, val_batch_size, num_workers, pin_memory, persistent_workers: loader settings.
         max_train_samples, max_val_samples: keep only the first N samples (debug runs).
         synthetic: ``{"kind": "city", **params}``: generate ``root`` in ``prepare_data``.
@@ -349,6 +427,7 @@ class SequenceDataModule(L.LightningDataModule):
                  resize: Sequence[int] | None = None, crop_size: Sequence[int] | None = None,
                  hflip: float = 0.5, color_jitter: float = 0.5,
                  reproduce_reference_intrinsics_bug: bool = False,
+                 intrinsics: dict | None = None, on_missing_sequence: str = "raise",
                  batch_size: int = 4, val_batch_size: int = 1, num_workers: int = 0,
                  pin_memory: bool = False, persistent_workers: bool = False,
                  max_train_samples: int | None = None, max_val_samples: int | None = None,
@@ -367,7 +446,9 @@ class SequenceDataModule(L.LightningDataModule):
         self.num_classes, self.ignore_index = num_classes, ignore_index
         self.train_set, self.val_set = train_set, val_set
         self.common = {"offsets": tuple(offsets), "resize": resize,
-                       "reproduce_reference_intrinsics_bug": reproduce_reference_intrinsics_bug}
+                       "reproduce_reference_intrinsics_bug": reproduce_reference_intrinsics_bug,
+                       "intrinsics": dict(intrinsics) if intrinsics is not None else None,
+                       "on_missing_sequence": on_missing_sequence}
         self.train_kwargs = {"all_sequence_frames": all_sequence_frames, "crop_size": crop_size,
                              "hflip": hflip, "color_jitter": color_jitter}
         self.batch_size, self.val_batch_size = batch_size, val_batch_size

@@ -14,6 +14,12 @@ of the dataset's labeled pool and takes its first ``n`` entries for each count, 
 sets are subsets of larger ones. VOC pool: ``ImageSets/Segmentation/train.txt`` (the 1,464 fine
 set); unlabeled = the rest of ``train_aug.txt`` (10,582 SBD-augmented set) if present, else the rest
 of ``train.txt``. Cityscapes: all sorted ``leftImg8bit/train`` frames, unlabeled = the rest.
+CamVid (SegNet layout): the 367 frames of ``train.txt``; default counts 23, 46, 92, 184 =
+⌈367 / k⌉ for k = 16, 8, 4, 2 (the 1/16 … 1/2 protocol), unlabeled = the rest.
+
+Files are written in either of the two formats the reader accepts (``fmt``): ``ids`` (bare names,
+U2PL VOC style, the default) or ``pairs`` (``<image> <label>`` paths relative to the dataset root,
+UniMatch style, e.g. ``train/0001TP_006690.png trainannot/0001TP_006690.png`` for CamVid).
 """
 
 from __future__ import annotations
@@ -27,16 +33,19 @@ from typing import NamedTuple
 
 import numpy as np
 
+from leseg.data.camvid import list_camvid_frames
 from leseg.data.cityscapes import list_cityscapes_frames
 from leseg.data.io import write_text_atomic
 
-DATASETS = ("voc", "cityscapes")
+DATASETS = ("voc", "cityscapes", "camvid")
 DEFAULT_COUNTS: dict[str, tuple[int, ...]] = {
     "voc": (92, 183, 366, 732, 1464),
     "cityscapes": (100, 186, 372, 744, 1488),
+    "camvid": (23, 46, 92, 184),  # ceil(367 / k), k = 16, 8, 4, 2
 }
-MAKE_SPLITS_COMMAND = ("python -m leseg.data.splits --dataset {voc,cityscapes} --root <dataset root> "
-                       "--counts <n> [<n> ...] --seed 0 --out <splits_dir>")
+FORMATS = ("ids", "pairs")
+MAKE_SPLITS_COMMAND = ("python -m leseg.data.splits --dataset {voc,cityscapes,camvid} --root "
+                       "<dataset root> --counts <n> [<n> ...] --seed 0 --out <splits_dir>")
 _STRIP_SUFFIXES = ("_leftImg8bit.png", "_gtFine_labelTrainIds.png", "_gtFine_labelIds.png",
                    ".jpg", ".jpeg", ".png")
 
@@ -111,10 +120,51 @@ def split_file(splits_dir: str | os.PathLike, split: str | int, which: str = "la
 
 
 def write_split(splits_dir: str | os.PathLike, split: str | int, labeled: Sequence[str],
-                unlabeled: Sequence[str]) -> None:
-    """Write ``<splits_dir>/<split>/{labeled,unlabeled}.txt``, one name per line, atomically."""
+                unlabeled: Sequence[str], lines: dict[str, str] | None = None) -> None:
+    """Write ``<splits_dir>/<split>/{labeled,unlabeled}.txt`` atomically, one entry per line.
+
+    Args:
+        lines: name → the line to write for it (e.g. an ``<image> <label>`` pair); None = bare
+            names.
+    """
     for which, names in (("labeled", labeled), ("unlabeled", unlabeled)):
-        write_text_atomic(split_file(splits_dir, split, which), "".join(f"{n}\n" for n in names))
+        text = "".join(f"{lines[n] if lines is not None else n}\n" for n in names)
+        write_text_atomic(split_file(splits_dir, split, which), text)
+
+
+def pair_lines(dataset: str, root: str | os.PathLike, names: Sequence[str]) -> dict[str, str]:
+    """``<image> <label>`` line (paths relative to ``root``, UniMatch format) of each train name.
+
+    VOC: ``JPEGImages/<id>.jpg SegmentationClass/<id>.png``; Cityscapes:
+    ``leftImg8bit/train/<city>/<n>_leftImg8bit.png gtFine/train/<city>/<n>_gtFine_labelTrainIds.png``
+    (the city is the folder the frame is in); CamVid: the paths of ``train.txt`` without the SegNet
+    prefix, e.g. ``train/0001TP_006690.png trainannot/0001TP_006690.png``. Every line reads back
+    (:func:`read_split_file`) as its name.
+
+    Raises:
+        ValueError: unknown dataset, or a Cityscapes / CamVid name that is not a train frame
+            (names it).
+    """
+    root = Path(root)
+    if dataset == "voc":
+        return {n: f"JPEGImages/{n}.jpg SegmentationClass/{n}.png" for n in names}
+    if dataset == "cityscapes":
+        frames = list_cityscapes_frames(root, "train")
+        lookup = {}
+        for n in names:
+            if n not in frames:
+                raise ValueError(f"{n!r} is not a frame of {root}/leftImg8bit/train")
+            city = frames[n].parent.name
+            lookup[n] = (f"leftImg8bit/train/{city}/{n}_leftImg8bit.png "
+                         f"gtFine/train/{city}/{n}_gtFine_labelTrainIds.png")
+        return lookup
+    if dataset == "camvid":
+        frames = list_camvid_frames(root, "train")
+        unknown = [n for n in names if n not in frames]
+        if unknown:
+            raise ValueError(f"{unknown[:5]} are not frames of CamVid {root} split 'train'")
+        return {n: " ".join(p.relative_to(root).as_posix() for p in frames[n]) for n in names}
+    raise ValueError(f"dataset must be one of {DATASETS}, got {dataset!r}")
 
 
 def load_split(splits_dir: str | os.PathLike, split: str | int) -> SplitLists:
@@ -149,31 +199,42 @@ def _pools(dataset: str, root: Path) -> tuple[list[str], list[str], str]:
     if dataset == "cityscapes":
         pool = list(list_cityscapes_frames(root, "train"))
         return pool, pool, f"{root}/leftImg8bit/train"
+    if dataset == "camvid":
+        frames = list_camvid_frames(root, "train")
+        pool = list(frames)
+        return pool, pool, f"CamVid {root} split 'train'"
     raise ValueError(f"dataset must be one of {DATASETS}, got {dataset!r}")
 
 
 def make_splits(dataset: str, root: str | os.PathLike, counts: Sequence[int] | None = None,
-                seed: int = 0, out: str | os.PathLike | None = None) -> dict[int, SplitLists]:
+                seed: int = 0, out: str | os.PathLike | None = None,
+                fmt: str = "ids") -> dict[int, SplitLists]:
     """Draw nested, seeded labeled subsets of the dataset's train pool (see module docstring).
 
     Args:
-        dataset: ``"voc"`` or ``"cityscapes"``.
-        root: dataset root (the VOC2012 folder, or the Cityscapes root).
+        dataset: ``"voc"``, ``"cityscapes"`` or ``"camvid"``.
+        root: dataset root (the VOC2012 folder, the Cityscapes root, or the CamVid folder).
         counts: labeled counts; None = :data:`DEFAULT_COUNTS` of the dataset.
         seed: seed of the permutation (``numpy.random.default_rng``).
-        out: if given, write ``<out>/<n>/{labeled,unlabeled}.txt`` (sorted names, one per line,
+        out: if given, write ``<out>/<n>/{labeled,unlabeled}.txt`` (sorted, one sample per line,
             each file written atomically; existing files are replaced).
+        fmt: line format of the written files: ``ids`` (bare names) or ``pairs`` (``<image>
+            <label>`` paths relative to ``root``, see :func:`pair_lines`). Both read back to the
+            same names.
 
     Returns:
         count → :class:`SplitLists` (both lists sorted).
 
     Raises:
         FileNotFoundError: the dataset's train list / frames are missing.
-        ValueError: unknown dataset, or a count < 1 or larger than the pool (names the pool).
+        ValueError: unknown dataset or format, or a count < 1 or larger than the pool (names the
+            pool).
     """
     root = Path(root)
     if dataset not in DATASETS:
         raise ValueError(f"dataset must be one of {DATASETS}, got {dataset!r}")
+    if fmt not in FORMATS:
+        raise ValueError(f"split file format must be one of {FORMATS}, got {fmt!r}")
     counts = sorted(set(int(c) for c in (counts or DEFAULT_COUNTS[dataset])))
     pool, universe, source = _pools(dataset, root)
     pool = sorted(pool)
@@ -182,6 +243,8 @@ def make_splits(dataset: str, root: str | os.PathLike, counts: Sequence[int] | N
         raise ValueError(f"cannot draw labeled sets of size {too_many}: {source} has {len(pool)} "
                          f"images (counts must be in 1..{len(pool)})")
     order = np.random.default_rng(seed).permutation(len(pool))
+    lines = pair_lines(dataset, root, sorted(set(universe))) if out is not None and \
+        fmt == "pairs" else None
     result: dict[int, SplitLists] = {}
     for count in counts:
         labeled = sorted(pool[i] for i in order[:count])
@@ -189,7 +252,7 @@ def make_splits(dataset: str, root: str | os.PathLike, counts: Sequence[int] | N
         unlabeled = sorted(n for n in set(universe) if n not in chosen)
         result[count] = SplitLists(labeled, unlabeled)
         if out is not None:
-            write_split(out, count, labeled, unlabeled)
+            write_split(out, count, labeled, unlabeled, lines)
     return result
 
 
@@ -201,16 +264,19 @@ def main(argv: Sequence[str] | None = None) -> int:
                     "<out>/<n>/{labeled,unlabeled}.txt for semi-supervised training.")
     parser.add_argument("--dataset", required=True, choices=DATASETS)
     parser.add_argument("--root", required=True,
-                        help="dataset root: the VOC2012 folder, or the Cityscapes root")
+                        help="dataset root: the VOC2012 folder, the Cityscapes root or the CamVid "
+                             "folder")
     parser.add_argument("--counts", type=int, nargs="+", default=None,
                         help="labeled counts (default: VOC 92 183 366 732 1464, "
-                             "Cityscapes 100 186 372 744 1488)")
+                             "Cityscapes 100 186 372 744 1488, CamVid 23 46 92 184)")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--format", choices=FORMATS, default="ids", dest="fmt",
+                        help="ids: bare names (U2PL); pairs: '<image> <label>' paths (UniMatch)")
     parser.add_argument("--out", default=None, help="output folder (default: data/splits/<dataset>)")
     args = parser.parse_args(argv)
     out = Path(args.out or Path("data") / "splits" / args.dataset)
     try:
-        result = make_splits(args.dataset, args.root, args.counts, args.seed, out)
+        result = make_splits(args.dataset, args.root, args.counts, args.seed, out, args.fmt)
     except (FileNotFoundError, ValueError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

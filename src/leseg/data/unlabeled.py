@@ -29,6 +29,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
+from leseg.data.camvid import CamVidSegmentation
 from leseg.data.cityscapes import CityscapesSegmentation
 from leseg.data.datamodules import GlobalBatchSize, collate_samples, prepare_synthetic
 from leseg.data.io import read_image
@@ -41,7 +42,8 @@ from leseg.data.voc import VOCSegmentation
 __all__ = ["LABELED_DATASETS", "UnlabeledDataModule", "UnlabeledImages", "list_pool"]
 
 LABELED_DATASETS: dict[str, type[Dataset]] = {"cityscapes": CityscapesSegmentation,
-                                              "voc": VOCSegmentation}
+                                              "voc": VOCSegmentation,
+                                              "camvid": CamVidSegmentation}
 """Dataset classes the probe images can be read with (``data.probe.dataset``)."""
 
 
@@ -147,7 +149,7 @@ class UnlabeledDataModule(GlobalBatchSize, L.LightningDataModule):
         num_workers, pin_memory, persistent_workers: DataLoader settings.
         max_images: keep only the first N images of the (sorted) pool; None = all.
         probe: labelled images for the linear probe, or None: ``dataset`` (``cityscapes`` |
-            ``voc``), ``split`` (folder / id list, default ``train``), ``num_images`` (default 8,
+            ``voc`` | ``camvid``), ``split`` (folder / id list, default ``train``), ``num_images`` (default 8,
             spread evenly over the split), ``resize`` ((h, w) or null). ``root`` defaults to
             this module's.
         synthetic: ``{"kind": "city"|"voc", **params}``: ``prepare_data`` generates the dataset
