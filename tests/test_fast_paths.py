@@ -1,0 +1,138 @@
+"""The fast paths of issue 19 against the implementations they replaced (kept here as references):
+S5 flood closure, distance transform / farthest interior point, click disks, sparse random walk,
+flip-batched CAM inference. Hand-made and random inputs; results must be equal (float paths
+that only reorder sums: allclose)."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from leseg.components.suggestions import (
+    ClickSuggestion,
+    distance_to_boundary,
+    draw_flood_shifts,
+    encode_clicks,
+    farthest_interior_point,
+    flood_suggestion,
+)
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+from former import (  # noqa: E402  (the former implementations, benchmarks/former.py)
+    reference_disks,
+    reference_distance,
+    reference_farthest,
+    reference_flood,
+)
+
+
+def _gen(seed: int) -> torch.Generator:
+    return torch.Generator().manual_seed(seed)
+
+
+def _random_region(g: torch.Generator, h: int, w: int) -> torch.Tensor:
+    """Scattered pixels, or blobs (dilated scattered pixels), or rectangles: varied components."""
+    kind = int(torch.randint(3, (1,), generator=g))
+    p = float(torch.rand(1, generator=g)) * (0.3 if kind else 0.9)
+    region = torch.rand(h, w, generator=g) < p
+    if kind == 1:
+        region = F.max_pool2d(region[None].float(), 3, 1, 1)[0] > 0
+    elif kind == 2:
+        region = torch.zeros(h, w, dtype=torch.bool)
+        for _ in range(int(torch.randint(1, 5, (1,), generator=g))):
+            y0, x0 = int(torch.randint(h, (1,), generator=g)), int(torch.randint(w, (1,), generator=g))
+            dy, dx = torch.randint(1, 12, (2,), generator=g).tolist()
+            region[y0:y0 + dy, x0:x0 + dx] = True
+    return region
+
+
+# ----------------------------------------------------------------------------------- flood
+def test_flood_fast_path_equals_the_former_closure_on_random_masks() -> None:
+    g = _gen(0)
+    for _ in range(150):
+        h, w = torch.randint(4, 70, (2,), generator=g).tolist()
+        grid = (int(torch.randint(1, min(h, 6) + 1, (1,), generator=g)),
+                int(torch.randint(1, min(w, 6) + 1, (1,), generator=g)))
+        mask = torch.rand(h, w, generator=g) < float(torch.rand(1, generator=g)) * 0.05
+        threshold, shifts = int(torch.randint(2, 9, (1,), generator=g)), int(
+            torch.randint(1, 40, (1,), generator=g))
+        draws = draw_flood_shifts(grid[0] * grid[1], threshold, shifts, g)
+        expected = reference_flood(mask, threshold, grid, shifts, draws)
+        assert torch.equal(flood_suggestion(mask, threshold, grid, shifts, draws=draws), expected)
+
+
+def test_flood_fast_path_equals_the_former_closure_at_s5_scale() -> None:
+    """A 10×10 grid on a 256×512 mask with the S5 settings (t = 20 and 50, 1,000 shifts)."""
+    yy, xx = torch.meshgrid(torch.arange(256.0), torch.arange(512.0), indexing="ij")
+    mask = ((yy - 80) / 30) ** 2 + ((xx - 300) / 50) ** 2 <= 1
+    mask |= ((yy - 200) / 10) ** 2 + ((xx - 60) / 12) ** 2 <= 1
+    for threshold in (20, 50):
+        draws = draw_flood_shifts(100, threshold, 1000, _gen(threshold))
+        out = flood_suggestion(mask, threshold, 10, 1000, draws=draws)
+        assert torch.equal(out, reference_flood(mask, threshold, 10, 1000, draws))
+        assert 0 < int(out.sum()) < out.numel()  # a partial flood: the test can tell
+
+
+# --------------------------------------------------------------------- distance and clicks
+def test_distance_by_component_crops_equals_one_transform() -> None:
+    g = _gen(1)
+    for _ in range(300):
+        h, w = torch.randint(1, 45, (2,), generator=g).tolist()
+        region = _random_region(g, h, w)
+        assert torch.equal(distance_to_boundary(region), reference_distance(region)), (h, w)
+
+
+def test_distance_hand_made_nested_components() -> None:
+    """A ring with a separate blob inside its bounding box: the blob keeps its own distances and
+    the ring's do not leak into it (hand-computed values)."""
+    region = torch.zeros(20, 20, dtype=torch.bool)
+    region[2:17, 2:17] = True
+    region[5:14, 5:14] = False  # ring of width 3
+    region[8:11, 8:11] = True  # 3×3 blob in the hole
+    dist = distance_to_boundary(region)
+    assert float(dist[9, 9]) == 2.0 and float(dist[8, 8]) == 1.0
+    assert float(dist[3, 9]) == 2.0 and float(dist[2, 2]) == 1.0 and float(dist[0, 0]) == 0.0
+    assert torch.equal(dist, reference_distance(region))
+
+
+def test_farthest_point_equals_the_former_argmax_with_ties_and_exclusions() -> None:
+    g = _gen(2)
+    for _ in range(300):
+        h, w = torch.randint(1, 45, (2,), generator=g).tolist()
+        region = _random_region(g, h, w)
+        exclude = torch.rand(h, w, generator=g) < 0.2
+        for ex in (None, exclude):
+            expected = reference_farthest(region, ex)
+            if expected is None:
+                with pytest.raises(ValueError, match="no selectable pixel"):
+                    farthest_interior_point(region, ex)
+            else:
+                assert farthest_interior_point(region, ex) == expected
+    two = torch.zeros(9, 30, dtype=torch.bool)
+    two[1:6, 2:7] = True
+    two[1:6, 20:25] = True  # identical squares: the tie goes to the first in raster order
+    assert farthest_interior_point(two) == (3, 4, 3.0)
+
+
+def test_disk_encoding_equals_the_full_distance_map() -> None:
+    g = _gen(3)
+    for _ in range(50):
+        h, w = torch.randint(1, 40, (2,), generator=g).tolist()
+        n = int(torch.randint(0, 5, (1,), generator=g))
+        points = [(int(torch.randint(h, (1,), generator=g)), int(torch.randint(w, (1,), generator=g)))
+                  for _ in range(n)]
+        radius = float(torch.rand(1, generator=g)) * 8 + 0.3
+        assert torch.equal(encode_clicks(points, (h, w), radius), reference_disks(points, (h, w), radius))
+
+
+def test_click_generator_places_the_first_click_like_before() -> None:
+    yy, xx = torch.meshgrid(torch.arange(128.0), torch.arange(256.0), indexing="ij")
+    mask = ((yy - 40) / 20) ** 2 + ((xx - 60) / 35) ** 2 <= 1
+    mask |= ((yy - 90) / 25) ** 2 + ((xx - 190) / 25) ** 2 <= 1
+    y, x, _ = reference_farthest(mask)
+    out = ClickSuggestion()(mask, _gen(0))
+    assert torch.equal(out[0], reference_disks([(y, x)], (128, 256), 5.0))
