@@ -16,7 +16,8 @@ from leseg.components.suggestions import FloodDraws
 from leseg.components.suggestions.block import _grid_pair
 from leseg.components.suggestions.flood import _clipped_bounds, _tile_geometry
 
-__all__ = ["reference_disks", "reference_distance", "reference_farthest", "reference_flood"]
+__all__ = ["reference_disks", "reference_distance", "reference_farthest", "reference_flood",
+           "reference_sparse_walk"]
 
 
 def reference_distance(region: torch.Tensor) -> torch.Tensor:
@@ -93,3 +94,15 @@ def reference_flood(mask: torch.Tensor, threshold: int, grid, num_shifts: int,
                 window = cum[th:th + 2 * x + 1, :] - cum[:2 * x + 1, :]
                 out[r0:r1, c0:c1] |= ((window > 0) & drawn[:, 0:1]).any(0, keepdim=True)
     return out
+
+
+def reference_sparse_walk(scores: torch.Tensor, aff: torch.Tensor, h: int, w: int,
+                          log_t: int = 8) -> torch.Tensor:
+    """The former CPU sparse random walk: torch COO Tᵀ applied 2^log_t times (torch.sparse.mm)."""
+    from leseg.components.random_walk import affinity_matrix, transition_matrix
+
+    trans_t = transition_matrix(affinity_matrix(aff, h, w, dense=False)).t().coalesce()
+    out = scores.reshape(scores.shape[0], h * w).t()
+    for _ in range(2 ** log_t):
+        out = torch.sparse.mm(trans_t, out)
+    return out.t().reshape(scores.shape[0], h, w)

@@ -12,6 +12,13 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from leseg.components.affinity import pair_indices
+from leseg.components.random_walk import (
+    affinity_matrix,
+    propagate_cams,
+    random_walk,
+    transition_matrix,
+)
 from leseg.components.suggestions import (
     ClickSuggestion,
     distance_to_boundary,
@@ -27,6 +34,7 @@ from former import (  # noqa: E402  (the former implementations, benchmarks/form
     reference_distance,
     reference_farthest,
     reference_flood,
+    reference_sparse_walk,
 )
 
 
@@ -136,3 +144,52 @@ def test_click_generator_places_the_first_click_like_before() -> None:
     y, x, _ = reference_farthest(mask)
     out = ClickSuggestion()(mask, _gen(0))
     assert torch.equal(out[0], reference_disks([(y, x)], (128, 256), 5.0))
+
+
+# ----------------------------------------------------------------------------- random walk
+@pytest.mark.parametrize("grid", [(6, 12), (13, 9), (24, 24)])
+def test_scipy_sparse_walk_equals_the_former_torch_walk(grid: tuple[int, int]) -> None:
+    """Same matrix, same 256 products: equal to float32 rounding, and no farther from the float64
+    result than the former walk."""
+    h, w = grid
+    g = _gen(h * w)
+    _, dst = pair_indices(h, w)
+    aff = torch.rand(dst.shape, generator=g)
+    scores = torch.rand(21, h, w, generator=g)
+    new = random_walk(scores, aff, h, w, dense=False)
+    old = reference_sparse_walk(scores, aff, h, w)
+    assert new.dtype == torch.float32 and new.shape == (21, h, w)
+    assert torch.allclose(new, old, atol=3e-5, rtol=1e-4)
+    trans = transition_matrix(affinity_matrix(aff.double(), h, w))
+    exact = (scores.reshape(21, -1).double() @ torch.linalg.matrix_power(trans, 256)).reshape(21, h, w)
+    assert (new.double() - exact).abs().max() <= 2 * (old.double() - exact).abs().max() + 1e-6
+
+
+def test_scipy_sparse_walk_keeps_regions_apart_and_constants() -> None:
+    """Hand-made: zero affinity across a vertical boundary keeps each half's score; constants stay."""
+    h, w = 6, 12
+    src, dst = pair_indices(h, w)
+    col = lambda i: i % w  # noqa: E731
+    aff = ((col(src.expand_as(dst)) < w // 2) == (col(dst) < w // 2)).float()
+    scores = torch.zeros(2, h, w)
+    scores[0, :, :w // 2], scores[1, :, w // 2:] = 1.0, 1.0
+    out = random_walk(scores, aff, h, w, dense=False)
+    assert torch.allclose(out, scores, atol=1e-6)
+    ones = random_walk(torch.ones(1, h, w), torch.rand(dst.shape, generator=_gen(5)), h, w, dense=False)
+    assert torch.allclose(ones, torch.ones(1, h, w), atol=1e-5)
+
+
+def test_sparse_pseudo_mask_equals_the_dense_one() -> None:
+    h, w = 16, 20
+    g = _gen(11)
+    _, dst = pair_indices(h, w)
+    aff = torch.rand(dst.shape, generator=g) ** 0.25
+    cams = torch.zeros(3, 8 * h, 8 * w)
+    cams[0, :40, :60], cams[1, 60:, 80:], cams[2, :50, 100:] = 0.9, 0.8, 0.7
+    assert torch.equal(propagate_cams(cams, aff, (h, w), dense=False),
+                       propagate_cams(cams, aff, (h, w), dense=True))
+
+
+def test_scipy_sparse_walk_rejects_mismatched_affinities() -> None:
+    with pytest.raises(ValueError, match="do not match the 6x12 grid"):
+        random_walk(torch.rand(2, 6, 12), torch.rand(3, 5), 6, 12, dense=False)
