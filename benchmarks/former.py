@@ -17,7 +17,7 @@ from leseg.components.suggestions.block import _grid_pair
 from leseg.components.suggestions.flood import _clipped_bounds, _tile_geometry
 
 __all__ = ["reference_disks", "reference_distance", "reference_farthest", "reference_flood",
-           "reference_sparse_walk"]
+           "reference_aggregate_cams", "reference_sparse_walk"]
 
 
 def reference_distance(region: torch.Tensor) -> torch.Tensor:
@@ -106,3 +106,24 @@ def reference_sparse_walk(scores: torch.Tensor, aff: torch.Tensor, h: int, w: in
     for _ in range(2 ** log_t):
         out = torch.sparse.mm(trans_t, out)
     return out.t().reshape(scores.shape[0], h, w)
+
+
+def reference_aggregate_cams(cam_fn, image: torch.Tensor, labels: torch.Tensor, scales,
+                             flip: bool = True, eps: float = 1e-5) -> torch.Tensor:
+    """The former aggregate_cams: one forward pass per scale and per flip."""
+    height, width = image.shape[-2:]
+    total = None
+    for scale in scales:
+        size = (max(1, round(height * scale)), max(1, round(width * scale)))
+        x = image if size == (height, width) else F.interpolate(
+            image, size=size, mode="bicubic", align_corners=False)
+        for flipped in ((False, True) if flip else (False,)):
+            inp = x.flip(-1) if flipped else x
+            cam = F.relu(cam_fn(inp))
+            cam = F.interpolate(cam, size=(height, width), mode="bilinear", align_corners=False)
+            if flipped:
+                cam = cam.flip(-1)
+            total = cam if total is None else total + cam
+    total = total * labels.to(total.dtype)[..., None, None]
+    peak = total.flatten(2).max(dim=2).values[..., None, None]
+    return total / (peak + eps)

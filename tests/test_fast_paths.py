@@ -13,6 +13,7 @@ import torch
 import torch.nn.functional as F
 
 from leseg.components.affinity import pair_indices
+from leseg.components.cam import aggregate_cams
 from leseg.components.random_walk import (
     affinity_matrix,
     propagate_cams,
@@ -30,6 +31,7 @@ from leseg.components.suggestions import (
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 from former import (  # noqa: E402  (the former implementations, benchmarks/former.py)
+    reference_aggregate_cams,
     reference_disks,
     reference_distance,
     reference_farthest,
@@ -193,3 +195,40 @@ def test_sparse_pseudo_mask_equals_the_dense_one() -> None:
 def test_scipy_sparse_walk_rejects_mismatched_affinities() -> None:
     with pytest.raises(ValueError, match="do not match the 6x12 grid"):
         random_walk(torch.rand(2, 6, 12), torch.rand(3, 5), 6, 12, dense=False)
+
+
+# ---------------------------------------------------------------------------- CAM inference
+def test_flip_batched_cams_equal_the_former_two_passes_hand_made() -> None:
+    """A position-dependent cam_fn (a horizontal ramp times the image): the flip must be undone
+    on the right half of the batch, per image, for every scale."""
+
+    def cam_fn(x: torch.Tensor) -> torch.Tensor:
+        ramp = torch.linspace(0, 1, x.shape[-1])
+        return torch.stack([x[:, 0] * ramp, x[:, 1] - ramp, x[:, 2] * 0 + 1.0], dim=1)
+
+    g = _gen(21)
+    image = torch.rand(3, 3, 10, 14, generator=g)
+    labels = torch.tensor([[1.0, 1, 0], [0, 1, 1], [1, 0, 1]])
+    for scales in ((1.0,), (1.0, 0.5, 1.5, 2.0)):
+        new = aggregate_cams(cam_fn, image, labels, scales, flip=True)
+        assert torch.allclose(new, reference_aggregate_cams(cam_fn, image, labels, scales), atol=1e-6)
+        assert torch.equal(aggregate_cams(cam_fn, image, labels, scales, batch_flips=False),
+                           reference_aggregate_cams(cam_fn, image, labels, scales))
+    assert torch.equal(aggregate_cams(cam_fn, image, labels, (1.0, 0.5), flip=False),
+                       reference_aggregate_cams(cam_fn, image, labels, (1.0, 0.5), flip=False))
+
+
+def test_flip_batched_cams_equal_the_former_two_passes_with_a_cam_network() -> None:
+    from leseg.models.heads.cam import CAMNet
+    from leseg.models.resnet38 import TimmCAMTrunk
+
+    torch.manual_seed(0)
+    net = CAMNet(TimmCAMTrunk("resnet18")).eval()
+    image = torch.randn(1, 3, 40, 56)
+    labels = torch.zeros(1, 20)
+    labels[0, [3, 11]] = 1
+    with torch.no_grad():
+        new = aggregate_cams(net, image, labels, (1.0, 0.5, 1.5))
+        old = reference_aggregate_cams(net, image, labels, (1.0, 0.5, 1.5))
+    assert torch.allclose(new, old, atol=1e-5)
+    assert float(new[0, 3].max()) > 0.99 and float(new[0, 0].abs().max()) == 0.0
