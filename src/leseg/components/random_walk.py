@@ -32,9 +32,11 @@ LOG_T = 8
 MAX_DENSE_PIXELS = 12000
 """On a GPU, grids up to this many stride-8 pixels use the dense evaluation (0.6 GB matrix)."""
 MAX_DENSE_PIXELS_CPU = 3000
-"""On a CPU the 8 dense squarings (16·n³ flops) overtake the 256 sparse products between n = 2209
-and n = 3969 (measured on 2 cores, ``benchmarks/results/ssenet_stages_cpu.md``: 0.94 s dense vs
-1.0 s sparse at n = 2209, 7.0 s vs 2.4 s at n = 3969), so larger grids use the sparse form."""
+"""On a CPU grids up to this many pixels use the dense form. Chosen when the sparse form was torch
+COO (0.94 s dense vs 1.0 s sparse at n = 2209, 7.0 s vs 2.4 s at n = 3969 on 2 cores); the scipy
+CSR walk now overtakes the dense squarings already near n = 1000
+(``benchmarks/results/ssenet_stages_cpu.md``), but the threshold is kept so that VOC-sized
+pseudo-masks stay bit-identical to those made before; pass ``dense=False`` for the faster path."""
 
 
 def affinity_matrix(aff: torch.Tensor, h: int, w: int, radius: int = RADIUS, beta: float = BETA,
