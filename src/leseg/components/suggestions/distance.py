@@ -35,7 +35,8 @@ from scipy import ndimage
 __all__ = ["distance_to_boundary", "farthest_interior_point"]
 
 _BLOCK = 8
-"""Side in pixels of the occupancy blocks that group connected components."""
+"""Side in pixels of the occupancy blocks that group connected components (8: one block row of
+bools is read as one uint64 word)."""
 
 
 def _check_region(region: object, who: str) -> None:
