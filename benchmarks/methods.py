@@ -17,6 +17,10 @@ supervised-city   supervised_deeplabv3plus-r101-d8_cityscapes-769  769×769 crop
 supervised-voc    supervised_deeplabv3plus-r101-d8_voc-513x513     513×513          513×513
 s4mc              s4mc_deeplabv3plus-r101-d8_voc-513x513           513×513 labeled  513×513
                                                                    + unlabeled
+s4mc-city         s4mc_deeplabv3plus-r101-d8_cityscapes-769x769    769×769 labeled  769×769
+                                                                   + unlabeled
+depthmix          depthmix_depthseg-r101-d16_cityscapes-semi-512   512×512 labeled  512×1024
+                                                                   + unlabeled
 byol              byol_r50_cityscapes-unlabeled-224x224            2 views 224×224  224×224
 ssenet            ssenet_cam-resnet38-d8_voc-448x448               448×448 + 0.3×   448×448
 s5                s5_deeplabv3-hrnetw48_cityscapes-binary-512x1024 1024×2048 frame, same
@@ -130,12 +134,20 @@ METHODS: dict[str, Method] = {
                    overrides=["method.sup_only_epochs=0", "method.dpa_schedule=step",
                               "method.prior=" + str([0.97] * 21)],
                    note="labeled + unlabeled crop 513, CutMix, EMA teacher"),
+    "s4mc-city": Method("s4mc_deeplabv3plus-r101-d8_cityscapes-769x769", (769, 769), (769, 769),
+                        images=2, overrides=["method.sup_only_epochs=0", "method.dpa_schedule=step",
+                                             "method.prior=" + str([0.97] * 19)],
+                        note="labeled + unlabeled crop 769, CutMix, EMA teacher"),
     "byol": Method("byol_r50_cityscapes-unlabeled-224x224", (224, 224), (224, 224), gpu_batch=64,
                    note="one sample = 2 views 224"),
     "ssenet": Method("ssenet_cam-resnet38-d8_voc-448x448", (448, 448), (448, 448),
                      note="crop 448 + its 0.3x copy, L_eq"),
     "s5": Method("s5_deeplabv3-hrnetw48_cityscapes-binary-512x1024", (1024, 2048), (1024, 2048),
                  gpu_batch=2, note="1024x2048 frame, net input 512x1024 (block suggestion)"),
+    "depthmix": Method("depthmix_depthseg-r101-d16_cityscapes-semi-512x512", (512, 512),
+                       (512, 1024), images=2, gpu_batch=4,
+                       note="labeled + unlabeled crop 512, DepthMix with the frozen depth net "
+                            "(random weights), EMA teacher; inference 512x1024"),
     "ssdepth": Method("ssdepth_depthnet-r101-d16_cityscapes-sequence-512x512", (512, 512),
                       (512, 1024), gpu_batch=4, note="3 frames 512x512; inference 512x1024"),
 }
@@ -185,8 +197,10 @@ def make_loader(name: str, cfg: Any, batch: int, size: tuple[int, int], n_batche
     n = batch * n_batches
     if name == "byol":
         return DataLoader(_Views(n, h), batch_size=batch, drop_last=True, collate_fn=collate_samples)
-    if name == "s4mc":
+    if name in ("s4mc", "s4mc-city"):
         labeled, unlabeled = make_batch(batch, h, w, "cpu")
+        lbl = labeled["label"]
+        labeled["label"] = torch.where(lbl == 255, lbl, lbl % k)  # make_batch draws 21 classes
 
         class _Pairs(Dataset):
             def __len__(self) -> int:
@@ -196,6 +210,20 @@ def make_loader(name: str, cfg: Any, batch: int, size: tuple[int, int], n_batche
                 return {"labeled": labeled, "unlabeled": unlabeled}
 
         return DataLoader(_Pairs(), batch_size=None)
+    if name == "depthmix":
+        pair = {"labeled": {"image": torch.randn(batch, 3, h, w, generator=g),
+                            "label": torch.randint(0, k, (batch, h, w), generator=g)},
+                "unlabeled": {"image": torch.randn(batch, 3, h, w, generator=g),
+                              "valid": torch.ones(batch, h, w, dtype=torch.bool)}}
+
+        class _DepthMixPairs(Dataset):
+            def __len__(self) -> int:
+                return n_batches
+
+            def __getitem__(self, i: int) -> dict:
+                return pair
+
+        return DataLoader(_DepthMixPairs(), batch_size=None)
     if name == "ssdepth":
         sample = {"frames": torch.rand(3, 3, h, w, generator=g), "intrinsics": _intrinsics(h, w)}
     elif name == "ssenet":
@@ -285,6 +313,33 @@ class _FlopStep(L.Callback):
             self._mode = None
 
 
+class _ProfileSteps(L.Callback):
+    """torch.profiler over training steps [start, start + n) (warm-up steps, so the timed steps
+    are not slowed); writes the top operators by device (else CPU) time to ``path``."""
+
+    def __init__(self, start: int, n: int, path: Path) -> None:
+        self.start, self.n, self.path, self.prof = start, n, path, None
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:  # noqa: D102
+        if batch_idx == self.start:
+            from torch.profiler import ProfilerActivity, profile
+
+            acts = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA]
+                                             if torch.cuda.is_available() else [])
+            self.prof = profile(activities=acts, record_shapes=False)
+            self.prof.__enter__()
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:  # noqa: D102
+        if self.prof is not None and batch_idx == self.start + self.n - 1:
+            _sync(str(pl_module.device))
+            self.prof.__exit__(None, None, None)
+            key = "cuda_time_total" if torch.cuda.is_available() else "cpu_time_total"
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self.path.write_text(f"{self.n} training steps from step {self.start}, by {key}\n"
+                                 + self.prof.key_averages().table(sort_by=key, row_limit=25))
+            self.prof = None
+
+
 def device_peak_tflops(device: str, amp: str | None) -> float | None:
     """Dense peak TFLOP/s of the CUDA device for the precision used, None if not in the table."""
     if not device.startswith("cuda"):
@@ -304,7 +359,7 @@ def bench_method(name: str, args: argparse.Namespace) -> dict[str, Any]:
     device = args.device
     gpu = device.startswith("cuda")
     batch = args.batch or (method.gpu_batch if gpu else 2)
-    if name in ("byol", "s4mc"):
+    if name in ("byol", "s4mc", "s4mc-city"):
         batch = max(batch, 2)  # BatchNorm in BYOL's MLPs / CutMix partners need 2 per device
     train_size = (64, 64) if args.quick else method.train_size
     infer_size = (64, 64) if args.quick else method.infer_size
@@ -312,7 +367,17 @@ def bench_method(name: str, args: argparse.Namespace) -> dict[str, Any]:
         train_size = infer_size = (64, 128)
     precision = "bf16-mixed" if args.amp == "bf16" else "32-true"
     torch.manual_seed(0)
-    module, cfg = build_module(method)
+    with tempfile.TemporaryDirectory() as weights_dir:
+        extra = []
+        if name == "depthmix":  # DepthMix needs a depth checkpoint: random weights of its shape
+            from leseg.models.depth import DepthNet
+
+            weights = Path(weights_dir) / "depth.pt"
+            depth = DepthNet("resnet101", decoder_channels=(64, 128, 128, 256, 256))
+            torch.save({f"net.{k}": v for k, v in depth.state_dict().items()}, weights)
+            del depth
+            extra = [f"method.depth_net.weights={weights}"]
+        module, cfg = build_module(method, extra)
     apply_speed(module, {"channels_last": args.channels_last, "compile": args.compile})
     row: dict[str, Any] = {"method": name, "experiment": method.experiment, "batch": batch,
                            "train_size": f"{train_size[0]}x{train_size[1]}",
@@ -322,11 +387,14 @@ def bench_method(name: str, args: argparse.Namespace) -> dict[str, Any]:
     steps = args.warmup + args.iters
     timer = _Timer(args.warmup)
     flop_step = _FlopStep(max(0, args.warmup - 1)) if gpu else None
+    profile = (_ProfileSteps(max(0, args.warmup - 3), 2, args.out / f"profile_{name}.txt")
+               if args.profile and args.warmup >= 3 else None)
     with tempfile.TemporaryDirectory() as tmp:
         trainer = L.Trainer(accelerator="gpu" if gpu else "cpu", devices=1, max_steps=steps,
                             max_epochs=-1, logger=False, enable_checkpointing=False,
                             enable_progress_bar=False, enable_model_summary=False,
-                            callbacks=[timer] + ([flop_step] if flop_step else []),
+                            callbacks=[timer] + ([flop_step] if flop_step else [])
+                            + ([profile] if profile else []),
                             limit_val_batches=0, num_sanity_val_steps=0, precision=precision,
                             accumulate_grad_batches=1, default_root_dir=tmp)
         loader = make_loader(name, cfg, batch, train_size, steps)
@@ -368,7 +436,10 @@ def bench_method(name: str, args: argparse.Namespace) -> dict[str, Any]:
     row["infer_mem_mib"] = mem.mib
     if gpu:
         row["infer_tflops"] = flops / seconds / 1e12
-    peak = device_peak_tflops(device, args.amp)
+    if profile is not None and profile.path.exists():
+        row["profile"] = str(profile.path.relative_to(REPO) if profile.path.is_relative_to(REPO)
+                             else profile.path)
+    peak = args.peak_tflops or device_peak_tflops(device, args.amp)
     row["peak_tflops"] = peak if peak is not None else "unknown"
     for key in ("train", "infer"):
         if peak and f"{key}_tflops" in row:
@@ -424,6 +495,8 @@ def to_markdown(results: dict[str, Any]) -> str:
             mfu = r.get("train_mfu")
             cells += [_fmt(r.get("train_tflops"), 1), _fmt(r.get("infer_tflops"), 1),
                       _fmt(r.get("peak_tflops")), f"{100 * mfu:.0f} %" if mfu else "-"]
+            if mfu is not None and mfu < 0.15 and r.get("profile"):
+                cells[-1] += f" (< 15 %: profile `{r['profile']}`)"
         lines.append("| " + " | ".join(cells) + " |")
     lines += ["", "Rows: " + "; ".join(f"{r['method']}: {r.get('note', '')}"
                                        for r in results["methods"]) + "."]
@@ -447,6 +520,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--compile", action="store_true", help="torch.compile the network")
     parser.add_argument("--quick", action="store_true", help="tiny inputs: a smoke test")
     parser.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results")
+    parser.add_argument("--peak-tflops", type=float, default=None,
+                        help="device peak TFLOP/s for the MFU column (default: the data-sheet "
+                             "table PEAK_TFLOPS)")
+    parser.add_argument("--profile", action="store_true",
+                        help="torch.profiler over 2 warm-up steps (needs --warmup >= 3); the "
+                             "top operators go to <out>/profile_<method>.txt")
     args = parser.parse_args(argv)
     unknown = [m for m in args.methods.split(",") if m not in METHODS]
     if unknown:
@@ -470,6 +549,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     """Run the selected methods, write ``methods_<device>.{json,md}``, print the table."""
     args = parse_args(argv)
     results: dict[str, Any] = {"environment": environment(args), "methods": []}
+    stem = f"methods_{args.device}{'_quick' if args.quick else ''}"
     for name in args.methods.split(","):
         print(f"[methods] {name} ...", file=sys.stderr, flush=True)
         try:
@@ -477,10 +557,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         except Exception as exc:  # one failing method must not lose the others' figures
             results["methods"].append({"method": name, "error": f"{type(exc).__name__}: {exc}"[:300]})
             print(f"[methods] {name} failed: {exc!r}", file=sys.stderr, flush=True)
+        # written after every method, so a run cut short by a time limit keeps its rows
+        atomic_write_json(args.out / f"{stem}.json", results)
+        atomic_write_text(args.out / f"{stem}.md", to_markdown(results))
     table = to_markdown(results)
-    stem = f"methods_{args.device}{'_quick' if args.quick else ''}"
-    atomic_write_json(args.out / f"{stem}.json", results)
-    atomic_write_text(args.out / f"{stem}.md", table)
     print(table, end="")
     return results
 

@@ -4,7 +4,9 @@
 
 Measures (images/s, higher is better; wall-clock, after warm-up iterations):
 1. training throughput of the supervised baseline through Lightning against a plain PyTorch loop on
-   the same model, batch and optimiser — the framework's overhead as a ratio;
+   the same model, batch and optimiser — the framework's overhead as a ratio (the two alternate
+   for 3 rounds; medians), and Lightning's own per-step cost in CPU milliseconds on a near-empty
+   network;
 2. data loading at Cityscapes resolution (2048x1024 frames, the Cityscapes training transforms:
    random scale 0.5–2, crop 769, flip) through the real DataModule code;
 3. whole-image against sliding-window evaluation throughput at 1024x2048.
@@ -15,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import platform
+import statistics
 import tempfile
 import time
 from pathlib import Path
@@ -44,19 +47,20 @@ def _sync(device: str) -> None:
 
 
 class _Timer(L.Callback):
-    def __init__(self, warmup: int) -> None:
+    def __init__(self, warmup: int, clock=time.perf_counter) -> None:
         self.warmup, self.start, self.end, self.steps = warmup, None, None, 0
+        self.clock = clock
 
     def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:  # noqa: D102
         if batch_idx == self.warmup:
             _sync(str(pl_module.device))
-            self.start = time.perf_counter()
+            self.start = self.clock()
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:  # noqa: D102
         if batch_idx >= self.warmup:
             self.steps += 1
         _sync(str(pl_module.device))
-        self.end = time.perf_counter()
+        self.end = self.clock()
 
 
 def _dict_loader(images: torch.Tensor, labels: torch.Tensor, batch: int) -> DataLoader:
@@ -66,18 +70,11 @@ def _dict_loader(images: torch.Tensor, labels: torch.Tensor, batch: int) -> Data
                                                 "label": torch.stack([lbl for _, lbl in items])})
 
 
-def bench_training(device: str, backbone: str, batch: int, size: tuple[int, int], steps: int,
-                   warmup: int) -> dict:
-    """Lightning vs plain loop: same net init, batch, SGD + poly LR; returns images/s of both."""
-    h, w = size
-    n = batch * (steps + warmup)
-    g = torch.Generator().manual_seed(0)
-    images = torch.randn(n, 3, h, w, generator=g)
-    labels = torch.randint(0, 19, (n, h, w), generator=g)
-    opt_cfg = {"name": "sgd", "lr": 0.01, "momentum": 0.9, "weight_decay": 5e-4, "head_lr_mult": 10.0}
-
+def _lightning_run(device: str, backbone: str, batch: int, images: torch.Tensor,
+                   labels: torch.Tensor, steps: int, warmup: int, opt_cfg: dict) -> float:
+    """Images/s of ``steps`` timed Lightning steps (after ``warmup``) of the supervised module."""
     torch.manual_seed(0)
-    module = SupervisedSegmentation(make_net(backbone), num_classes=19, optimizer=opt_cfg,
+    module = SupervisedSegmentation(make_net(backbone), num_classes=19, optimizer=dict(opt_cfg),
                                     scheduler={"name": "poly", "power": 0.9})
     timer = _Timer(warmup)
     trainer = L.Trainer(accelerator="gpu" if device.startswith("cuda") else "cpu", devices=1,
@@ -85,8 +82,12 @@ def bench_training(device: str, backbone: str, batch: int, size: tuple[int, int]
                         enable_progress_bar=False, enable_model_summary=False, callbacks=[timer],
                         limit_val_batches=0, num_sanity_val_steps=0)
     trainer.fit(module, train_dataloaders=_dict_loader(images, labels, batch))
-    lightning_ips = timer.steps * batch / (timer.end - timer.start)
+    return timer.steps * batch / (timer.end - timer.start)
 
+
+def _plain_run(device: str, backbone: str, batch: int, images: torch.Tensor,
+               labels: torch.Tensor, steps: int, warmup: int, opt_cfg: dict) -> float:
+    """Images/s of the same steps in a plain PyTorch loop (same net init, SGD + poly LR)."""
     torch.manual_seed(0)
     net = make_net(backbone).to(device).train()
     from leseg.components.losses import cross_entropy
@@ -108,10 +109,93 @@ def bench_training(device: str, backbone: str, batch: int, size: tuple[int, int]
         opt.step()
         sched.step()
     _sync(device)
-    plain_ips = steps * batch / (time.perf_counter() - start)
-    return {"backbone": backbone, "batch": batch, "size": f"{h}x{w}",
-            "lightning_img_s": lightning_ips, "plain_img_s": plain_ips,
-            "overhead_ratio": plain_ips / lightning_ips}
+    return steps * batch / (time.perf_counter() - start)
+
+
+def bench_training(device: str, backbone: str, batch: int, size: tuple[int, int], steps: int,
+                   warmup: int, rounds: int = 3) -> dict:
+    """Lightning vs plain loop: same net init, batch, SGD + poly LR; returns images/s of both.
+
+    The two runs alternate for ``rounds`` rounds (Lightning first in odd rounds, plain first in
+    even ones), so that a change of machine load or a first-run effect (allocator, caches) hits
+    both; the reported figures are the medians, the ratio the median of the per-round ratios.
+    """
+    h, w = size
+    n = batch * (steps + warmup)
+    g = torch.Generator().manual_seed(0)
+    images = torch.randn(n, 3, h, w, generator=g)
+    labels = torch.randint(0, 19, (n, h, w), generator=g)
+    opt_cfg = {"name": "sgd", "lr": 0.01, "momentum": 0.9, "weight_decay": 5e-4, "head_lr_mult": 10.0}
+    args = (device, backbone, batch, images, labels, steps, warmup, opt_cfg)
+    lightning, plain = [], []
+    for r in range(rounds):
+        if r % 2 == 0:
+            lightning.append(_lightning_run(*args))
+            plain.append(_plain_run(*args))
+        else:
+            plain.append(_plain_run(*args))
+            lightning.append(_lightning_run(*args))
+    ratios = [p / li for p, li in zip(plain, lightning, strict=True)]
+    return {"backbone": backbone, "batch": batch, "size": f"{h}x{w}", "rounds": rounds,
+            "lightning_img_s": statistics.median(lightning), "plain_img_s": statistics.median(plain),
+            "overhead_ratio": statistics.median(ratios), "round_ratios": ratios}
+
+
+class _TinyNet(torch.nn.Module):
+    """Two convolutions: a training step with almost no compute, to expose per-step overhead."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.backbone = torch.nn.Conv2d(3, 8, 3, padding=1)
+        self.head = torch.nn.Conv2d(8, 19, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # noqa: D102
+        return self.head(self.backbone(x))
+
+
+def bench_step_overhead(steps: int, warmup: int = 20) -> dict:
+    """Lightning's per-step cost beyond the plain loop, in CPU milliseconds (process time, one
+    thread, a 2-conv network on 2×3×16×16): the hooks, the optimiser closure and ``self.log``,
+    insensitive to other processes' load. Compared with the per-step time of the training row
+    this bounds what Lightning itself can add to that ratio."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        g = torch.Generator().manual_seed(0)
+        n = 2 * (steps + warmup)
+        images, labels = torch.randn(n, 3, 16, 16, generator=g), torch.randint(0, 19, (n, 16, 16), generator=g)
+        opt_cfg = {"name": "sgd", "lr": 0.01, "momentum": 0.9, "weight_decay": 5e-4, "head_lr_mult": 10.0}
+        module = SupervisedSegmentation(_TinyNet(), num_classes=19, optimizer=dict(opt_cfg),
+                                        scheduler={"name": "poly", "power": 0.9})
+        timer = _Timer(warmup, clock=time.process_time)
+        trainer = L.Trainer(accelerator="cpu", devices=1, max_steps=steps + warmup, logger=False,
+                            enable_checkpointing=False, enable_progress_bar=False,
+                            enable_model_summary=False, callbacks=[timer], limit_val_batches=0,
+                            num_sanity_val_steps=0)
+        trainer.fit(module, train_dataloaders=_dict_loader(images, labels, 2))
+        lightning_ms = (timer.end - timer.start) / timer.steps * 1e3
+
+        from leseg.components.losses import cross_entropy
+        from leseg.methods.optim import build_optimizer, build_scheduler, param_groups
+
+        net, cfg = _TinyNet().train(), dict(opt_cfg)
+        opt = build_optimizer(param_groups(net.backbone, net.parameters(), lr=cfg["lr"],
+                                           head_lr_mult=cfg.pop("head_lr_mult")), **cfg)
+        sched = build_scheduler(opt, steps + warmup, name="poly", power=0.9)
+        start = None
+        for i, b in enumerate(_dict_loader(images, labels, 2)):
+            if i == warmup:
+                start = time.process_time()
+            loss = cross_entropy(net(b["image"]), b["label"])
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            sched.step()
+        plain_ms = (time.process_time() - start) / steps * 1e3
+    finally:
+        torch.set_num_threads(threads)
+    return {"lightning_ms": lightning_ms, "plain_ms": plain_ms,
+            "overhead_ms": lightning_ms - plain_ms}
 
 
 def bench_loading(workers: int, n_frames: int, batches: int) -> dict:
@@ -172,6 +256,15 @@ def to_markdown(results: dict) -> str:
     for r in results["training"]:
         lines.append(f"| DeepLabV3+ {r['backbone']} | {r['batch']} | {r['size']} | "
                      f"{r['lightning_img_s']:.2f} | {r['plain_img_s']:.2f} | {r['overhead_ratio']:.3f} |")
+    for r in results["training"]:
+        if "round_ratios" in r:
+            lines += ["", f"Medians of {r['rounds']} alternating rounds in one process; per-round "
+                      "plain / Lightning: " + ", ".join(f"{x:.3f}" for x in r["round_ratios"]) + "."]
+    if "step_overhead" in results:
+        o = results["step_overhead"]
+        lines += ["", f"Lightning's own per-step cost (CPU time, 1 thread, 2-conv network): "
+                  f"{o['lightning_ms']:.2f} ms/step against {o['plain_ms']:.2f} ms for the plain "
+                  f"loop, {o['overhead_ms']:.2f} ms of hooks, closure and logging per step."]
     lines += ["", "| data loading (Cityscapes transforms) | workers | frame | crop | img/s |",
               "|---|---:|---|---|---:|"]
     for r in results["loading"]:
@@ -197,7 +290,9 @@ def main() -> None:  # noqa: D103
             "torch": torch.__version__, "threads": torch.get_num_threads(),
             "date": time.strftime("%Y-%m-%d"),
         },
-        "training": [bench_training(args.device, b, n, s, steps, warmup) for b, n, s in train_cases],
+        "training": [bench_training(args.device, b, n, s, steps, warmup, 1 if args.quick else 3)
+                     for b, n, s in train_cases],
+        "step_overhead": bench_step_overhead(20 if args.quick else 200),
         "loading": [bench_loading(w, 8, 4 if args.quick else 12) for w in (0, 2)],
         "eval": bench_eval(args.device, "resnet50" if gpu else "resnet18", (1024, 2048),
                            1 if args.quick else (10 if gpu else 2)),

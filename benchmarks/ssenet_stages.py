@@ -9,14 +9,16 @@ synchronised), on a random image of ``--size`` (VOC-sized 375×500 by default) w
 classes and randomly initialised networks (weights do not change the time):
 
 * ``CAM inference``: :func:`leseg.components.cam.aggregate_cams` over ``--scales`` with flips
-  (8 forward passes of the CAM network);
+  (4 forward passes of the CAM network, each image with its flip as one batch of 2), and the
+  former one-pass-per-flip version (8 passes, ``benchmarks/former.py``), timed alternately;
 * ``dense CRF (α = 4 and 24)``: two :func:`leseg.components.crf.crf_label_map` calls (CPU,
   ``pydensecrf2``; skipped when it is missing);
 * ``AffinityNet features + random walk``: the affinity forward pass and
   :func:`leseg.components.random_walk.propagate_cams` (β 8, t 256), dense and sparse.
 
 Then the random walk alone (affinities given) for square images of ``--walk-sizes`` pixels:
-time and peak memory of the dense (n × n) evaluation against the sparse one (one run each,
+time and peak memory of the dense (n × n) evaluation against the sparse one and the former
+torch-COO sparse walk (one run each for memory,
 :class:`methods.PeakMemory`: CUDA ``max_memory_allocated``; CPU the growth of the process's peak
 resident set over the phase). Results are machine-specific; the device is printed.
 """
@@ -33,6 +35,7 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
+from former import reference_aggregate_cams, reference_sparse_walk
 from methods import PeakMemory  # benchmarks/ is on sys.path when run as a script
 
 from leseg.components.affinity import affinity, pair_indices
@@ -50,8 +53,9 @@ def _trunk(name: str):
     return TimmCAMTrunk(name)
 
 
-def _time(fn: Callable[[], object], device: str, repeats: int) -> float:
-    fn()
+def _time(fn: Callable[[], object], device: str, repeats: int, warm: bool = True) -> float:
+    if warm:
+        fn()
     times = []
     for _ in range(repeats):
         if device == "cuda":
@@ -86,9 +90,19 @@ def main(argv: list[str] | None = None) -> str:
     rows = []
     with torch.no_grad():
         cams = aggregate_cams(cam_net, image, labels, args.scales, True)
-        t = _time(lambda: aggregate_cams(cam_net, image, labels, args.scales, True), dev,
-                  args.repeats)
-        rows.append(("CAM inference", f"{len(args.scales)} scales × flip", t))
+        # flips batched (new) against one pass per flip (former), alternating so that both
+        # see the same load
+        new_t, old_t = [], []
+        for _ in range(args.repeats):
+            new_t.append(_time(lambda: aggregate_cams(cam_net, image, labels, args.scales, True),
+                               dev, 1, warm=not new_t))
+            old_t.append(_time(lambda: reference_aggregate_cams(cam_net, image, labels,
+                                                                args.scales, True),
+                               dev, 1, warm=not old_t))
+        t_new, t_old = statistics.median(new_t), statistics.median(old_t)
+        rows.append(("CAM inference", f"{len(args.scales)} scales × flip, flips batched", t_new))
+        rows.append(("CAM inference", f"{len(args.scales)} scales × flip, former (one pass per "
+                     f"flip): {t_old / t_new:.2f}× the batched time", t_old))
         if crf_available():
             img = np.random.default_rng(0).integers(0, 255, (h, w, 3), dtype=np.uint8)
             c = cams[0].cpu().numpy()
@@ -112,9 +126,10 @@ def main(argv: list[str] | None = None) -> str:
             aff = torch.rand(dst.shape, device=dev)
             scores = torch.rand(21, gh, gw, device=dev)
             entry = [size, gh * gw]
-            for dense in (True, False):
-                def run(s=scores, a=aff, g=(gh, gw), d=dense):
-                    return random_walk(s, a, *g, dense=d)
+            runs = [lambda s=scores, a=aff, g=(gh, gw), d=dense: random_walk(s, a, *g, dense=d)
+                    for dense in (True, False)]
+            runs.append(lambda s=scores, a=aff, g=(gh, gw): reference_sparse_walk(s, a, *g))
+            for run in runs:
                 with PeakMemory(dev) as mem:
                     run()
                 t = _time(run, dev, args.repeats)
@@ -126,10 +141,11 @@ def main(argv: list[str] | None = None) -> str:
              "| stage | setting | s / image |", "|---|---|---|"]
     lines += [f"| {a} | {b} | {t:.3f} |" for a, b, t in rows]
     lines += ["", "Random walk alone (21 score maps, β 8, t 256):", "",
-              "| image side (px) | grid pixels n | dense s | dense MiB | sparse s | sparse MiB |",
-              "|---|---|---|---|---|---|"]
-    lines += [f"| {s} | {n} | {td:.3f} | {md:.0f} | {ts:.3f} | {ms:.0f} |"
-              for s, n, td, md, ts, ms in scaling]
+              "| image side (px) | grid pixels n | dense s | dense MiB | sparse s | sparse MiB | "
+              "former sparse s (torch COO) | former MiB | former / sparse |",
+              "|---|---|---|---|---|---|---|---|---|"]
+    lines += [f"| {s} | {n} | {td:.3f} | {md:.0f} | {ts:.3f} | {ms:.0f} | {to:.3f} | {mo:.0f} | "
+              f"{to / ts:.1f}× |" for s, n, td, md, ts, ms, to, mo in scaling]
     report = "\n".join(lines) + "\n"
     print(report)
     if args.out:

@@ -102,6 +102,70 @@ def run(device: str, repeats: int, flood_loop_tiles: int) -> list[dict]:
     return rows
 
 
+def run_former(device: str, repeats: int) -> list[dict]:
+    """The issue-19 fast paths against the code they replaced (``benchmarks/former.py``), timed
+    alternately in this process so that both see the same machine load."""
+    from former import reference_disks, reference_farthest, reference_flood
+
+    from leseg.components.suggestions import encode_clicks, farthest_interior_point
+    from leseg.components.suggestions.flood import flood_suggestion
+
+    mask = realistic_mask(device)
+    cpu_mask = mask.cpu()
+    draws = draw_flood_shifts(FLOOD_GRID * FLOOD_GRID, FLOOD_THRESHOLD, 1000,
+                              torch.Generator(device=device).manual_seed(0))
+
+    def former_click() -> None:
+        y, x, _ = reference_farthest(cpu_mask)
+        reference_disks([(y, x)], tuple(mask.shape), 5.0)
+
+    def new_click() -> None:
+        y, x, _ = farthest_interior_point(mask)
+        encode_clicks([(y, x)], tuple(mask.shape), 5.0, device=mask.device)
+
+    cases = [
+        (f"flood closure (S5, t={FLOOD_THRESHOLD}, 10×10, same draws)",
+         lambda: reference_flood(cpu_mask, FLOOD_THRESHOLD, FLOOD_GRID, 1000, draws),
+         lambda: flood_suggestion(mask, FLOOD_THRESHOLD, FLOOD_GRID, 1000, draws=draws),
+         "per-tile torch integral images → numpy, batched shift sets, core shortcut"),
+        ("click placement + disk (1 positive)", former_click, new_click,
+         "one EDT over the region's box → one EDT per component group + 1 px; disk in its box"),
+    ]
+    def cpu_seconds(fn: Callable[[], object]) -> float:
+        start = time.process_time()
+        fn()
+        return time.process_time() - start
+
+    rows = []
+    for name, former_fn, new_fn, change in cases:
+        former_fn(), new_fn()
+        old_t, new_t, old_c, new_c = [], [], [], []
+        for _ in range(repeats):  # alternate, so that load changes hit both
+            old_t.append(_time(former_fn, device, 1))
+            new_t.append(_time(new_fn, device, 1))
+            old_c.append(cpu_seconds(former_fn))
+            new_c.append(cpu_seconds(new_fn))
+        rows.append({"case": name, "former_ms": statistics.median(old_t) * 1e3,
+                     "new_ms": statistics.median(new_t) * 1e3,
+                     "former_cpu_ms": statistics.median(old_c) * 1e3,
+                     "new_cpu_ms": statistics.median(new_c) * 1e3, "change": change})
+    return rows
+
+
+def former_markdown(rows: list[dict]) -> str:
+    """Former against new implementation, one table."""
+    lines = ["", "Issue 19 fast paths against the former code, same process, alternating runs "
+             "(median wall-clock ms, and process CPU ms summed over threads, which other "
+             "processes' load inflates less):", "",
+             "| case | former (ms) | new (ms) | former / new | former CPU ms | new CPU ms | "
+             "CPU ratio | change |", "|---|---:|---:|---:|---:|---:|---:|---|"]
+    lines += [f"| {r['case']} | {r['former_ms']:.1f} | {r['new_ms']:.1f} | "
+              f"{r['former_ms'] / r['new_ms']:.1f}× | {r['former_cpu_ms']:.1f} | "
+              f"{r['new_cpu_ms']:.1f} | {r['former_cpu_ms'] / r['new_cpu_ms']:.1f}× | "
+              f"{r['change']} |" for r in rows]
+    return "\n".join(lines) + "\n"
+
+
 def to_markdown(rows: list[dict], header: str) -> str:
     """The rows as a markdown table (loop / vectorised ratio where a loop was timed)."""
     lines = [header, "", "| suggestion | vectorised (ms) | loop (ms) | loop / vectorised | loop |",
@@ -133,8 +197,9 @@ def main() -> None:  # noqa: D103
     mask_frac = float(realistic_mask("cpu").float().mean())
     header = (f"Suggestion generators per {HEIGHT}×{WIDTH} mask ({mask_frac:.1%} positive, "
               f"7 ellipses) on {args.device} ({dev_name}); torch {torch.__version__}; median of "
-              f"{args.repeats} runs. Click placement uses a CPU distance transform (scipy).")
-    md = to_markdown(rows, header)
+              f"{args.repeats} runs. Click placement uses a CPU distance transform (scipy) per "
+              f"group of connected components.")
+    md = to_markdown(rows, header) + former_markdown(run_former(args.device, args.repeats))
     print(md)
     if args.out is not None:
         args.out.parent.mkdir(parents=True, exist_ok=True)

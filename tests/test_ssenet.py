@@ -100,7 +100,8 @@ def test_aggregate_cams_normalises_zeroes_absent_and_unflips() -> None:
     ramp = torch.linspace(0, 1, 12).expand(1, 1, 8, 12)
 
     def cam_fn(x: torch.Tensor) -> torch.Tensor:  # a left-to-right ramp whatever the input
-        base = torch.nn.functional.interpolate(ramp, size=x.shape[-2:], mode="bilinear")
+        base = torch.nn.functional.interpolate(ramp.expand(x.shape[0], -1, -1, -1),
+                                               size=x.shape[-2:], mode="bilinear")
         return torch.cat([base, -base, 3 * base], dim=1)
 
     labels = torch.tensor([[1.0, 1.0, 0.0]])

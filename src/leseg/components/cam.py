@@ -95,36 +95,48 @@ def equivariance_loss(cam_small: torch.Tensor, cam_full: torch.Tensor,
 
 def aggregate_cams(cam_fn: Callable[[torch.Tensor], torch.Tensor], image: torch.Tensor,
                    labels: torch.Tensor, scales: Sequence[float] = CAM_SCALES,
-                   flip: bool = True, eps: float = 1e-5) -> torch.Tensor:
+                   flip: bool = True, eps: float = 1e-5, batch_flips: bool = True) -> torch.Tensor:
     """Multi-scale + flip CAM inference with per-class max normalisation (``infer_cls_ser.py``).
 
     For each scale s (and its horizontal flip) the image is resized (bicubic; the reference
     resizes the PIL image bicubically before normalisation), ``ReLU(cam_fn(x_s))`` is upsampled
     bilinearly to (H, W), un-flipped and summed; absent classes are zeroed and each class map is
-    divided by its spatial maximum (+ε).
+    divided by its spatial maximum (+ε). With ``batch_flips`` an image and its flip go through
+    ``cam_fn`` as one batch of 2B (one forward pass per scale instead of two; the sum runs in the
+    same order). Scales are not batched: their sizes differ, and padding them to one size would
+    change the maps near the border.
 
     Args:
-        cam_fn: maps images (B, 3, h, w) to raw class maps (B, C, h', w') (any resolution).
+        cam_fn: maps images (B, 3, h, w) to raw class maps (B, C, h', w') (any resolution); it
+            must treat the batch items independently (eval mode) for ``batch_flips``.
         image: (B, 3, H, W) float normalised images.
         labels: (B, C) multi-hot.
         scales: resize factors (1.0, 0.5, 1.5, 2.0).
         flip: also run the horizontally flipped image.
+        batch_flips: run each scale's image and flip as one batch (False: two passes, half the
+            activation memory).
 
     Returns:
         (B, C, H, W) float CAMs in [0, 1]; exactly 0 for absent classes.
     """
     height, width = image.shape[-2:]
+    batch = image.shape[0]
     total = None
+
+    def up(cam: torch.Tensor) -> torch.Tensor:
+        return F.interpolate(F.relu(cam), size=(height, width), mode="bilinear",
+                             align_corners=False)
+
     for scale in scales:
         size = (max(1, round(height * scale)), max(1, round(width * scale)))
         x = image if size == (height, width) else F.interpolate(
             image, size=size, mode="bicubic", align_corners=False)
-        for flipped in ((False, True) if flip else (False,)):
-            inp = x.flip(-1) if flipped else x
-            cam = F.relu(cam_fn(inp))
-            cam = F.interpolate(cam, size=(height, width), mode="bilinear", align_corners=False)
-            if flipped:
-                cam = cam.flip(-1)
+        if flip and batch_flips:
+            both = up(cam_fn(torch.cat([x, x.flip(-1)])))
+            cams = [both[:batch], both[batch:].flip(-1)]
+        else:
+            cams = [up(cam_fn(x))] + ([up(cam_fn(x.flip(-1))).flip(-1)] if flip else [])
+        for cam in cams:
             total = cam if total is None else total + cam
     total = total * labels.to(total.dtype)[..., None, None]
     peak = total.flatten(2).max(dim=2).values[..., None, None]

@@ -11,8 +11,10 @@ reference.
 
 Two equivalent evaluations: **dense** (an (n, n) matrix, n = h·w, 8 matrix squarings; the
 reference's way, fast for VOC-sized grids, memory 4·n² bytes) and **sparse** (the (n, n) matrix
-kept in COO form and applied 2^log_t times to the (C, n) score matrix: memory O(n·K), for large
-grids such as Cityscapes where n² does not fit). Both run on the device of the inputs.
+kept sparse and applied 2^log_t times to the (C, n) score matrix: memory O(n·K), time linear in
+the pixels per step, for large grids such as Cityscapes where n² does not fit). Both run on the
+device of the inputs; on a CPU the sparse form is a ``scipy.sparse`` CSR matrix (its product is
+several times faster than torch's CPU sparse kernels), elsewhere a torch COO tensor.
 """
 
 from __future__ import annotations
@@ -30,9 +32,11 @@ LOG_T = 8
 MAX_DENSE_PIXELS = 12000
 """On a GPU, grids up to this many stride-8 pixels use the dense evaluation (0.6 GB matrix)."""
 MAX_DENSE_PIXELS_CPU = 3000
-"""On a CPU the 8 dense squarings (16·n³ flops) overtake the 256 sparse products between n = 2209
-and n = 3969 (measured on 2 cores, ``benchmarks/results/ssenet_stages_cpu.md``: 0.94 s dense vs
-1.0 s sparse at n = 2209, 7.0 s vs 2.4 s at n = 3969), so larger grids use the sparse form."""
+"""On a CPU grids up to this many pixels use the dense form. Chosen when the sparse form was torch
+COO (0.94 s dense vs 1.0 s sparse at n = 2209, 7.0 s vs 2.4 s at n = 3969 on 2 cores); the scipy
+CSR walk now overtakes the dense squarings already near n = 1000
+(``benchmarks/results/ssenet_stages_cpu.md``), but the threshold is kept so that VOC-sized
+pseudo-masks stay bit-identical to those made before; pass ``dense=False`` for the faster path."""
 
 
 def affinity_matrix(aff: torch.Tensor, h: int, w: int, radius: int = RADIUS, beta: float = BETA,
@@ -100,6 +104,11 @@ def random_walk(scores: torch.Tensor, aff: torch.Tensor, h: int, w: int, radius:
     n = h * w
     if dense is None:
         dense = n <= (MAX_DENSE_PIXELS if aff.is_cuda else MAX_DENSE_PIXELS_CPU)
+    if not dense and aff.device.type == "cpu":
+        trans_t = _transition_t_scipy(aff, h, w, radius, beta)
+        out = torch.from_numpy(_walk_scipy(trans_t, scores.reshape(scores.shape[0], n),
+                                           2 ** log_t))
+        return out.reshape(scores.shape[0], h, w)
     trans = transition_matrix(affinity_matrix(aff, h, w, radius, beta, dense=dense))
     vec = scores.reshape(scores.shape[0], n).to(trans.dtype)
     if dense:
@@ -113,6 +122,61 @@ def random_walk(scores: torch.Tensor, aff: torch.Tensor, h: int, w: int, radius:
             out = torch.sparse.mm(trans_t, out)
         out = out.t()
     return out.reshape(scores.shape[0], h, w)
+
+
+def _transition_t_scipy(aff: torch.Tensor, h: int, w: int, radius: int, beta: float):
+    """Tᵀ as a ``scipy.sparse`` CSR matrix (n, n), built on the CPU without torch's coalesce.
+
+    A (:func:`affinity_matrix`) is symmetric, so Tᵀ_ij = T_ji = A_ij / Σ_k A_ki: the rows of A
+    divided by its column sums. Same entries as ``transition_matrix(affinity_matrix(...)).t()``
+    up to float rounding of the column sums.
+
+    Raises:
+        ValueError: ``aff`` does not have the (K, N) shape of the grid's pair set.
+    """
+    import numpy as np
+    from scipy import sparse
+
+    src, dst = pair_indices(h, w, radius)
+    if aff.shape != dst.shape:
+        raise ValueError(f"affinities {tuple(aff.shape)} do not match the {h}x{w} grid's pair set "
+                         f"{tuple(dst.shape)} (radius {radius})")
+    n = h * w
+    src = src.expand_as(dst).reshape(-1).numpy()
+    dst = dst.reshape(-1).numpy()
+    vals = aff.detach().reshape(-1).pow(beta).numpy()
+    diag = np.arange(n)
+    mat = sparse.coo_matrix(
+        (np.concatenate([vals, vals, np.ones(n, dtype=vals.dtype)]),
+         (np.concatenate([src, dst, diag]), np.concatenate([dst, src, diag]))),
+        shape=(n, n)).tocsr()  # duplicates (none in the pair set) would be summed
+    colsum = np.asarray(mat.sum(axis=0), dtype=vals.dtype).reshape(-1)
+    rows = np.repeat(np.arange(n), np.diff(mat.indptr))
+    mat.data /= colsum[rows]
+    return mat
+
+
+def _walk_scipy(trans_t, vec: torch.Tensor, steps: int):
+    """``steps`` products ``Tᵀ · v`` on the CPU with ``scipy.sparse`` (CSR × dense).
+
+    A sparse matrix–vector product per step is linear in the pixels (O(nnz) = O(n · pairs)); the
+    dense form's squarings fill the matrix in (O(n²) memory, O(n³) time). torch's CPU sparse
+    product (COO or CSR) takes several times longer than scipy's CSR kernel for this
+    (n, n) × (n, C) case (``benchmarks/ssenet_stages.py``); both compute the same sums, so results
+    agree to float32 rounding.
+
+    Args:
+        trans_t: (n, n) scipy CSR Tᵀ. vec: (C, n) scores (tensor). steps: number of products.
+
+    Returns:
+        (C, n) float numpy array of ``trans_t``'s dtype.
+    """
+    import numpy as np
+
+    out = np.ascontiguousarray(vec.detach().to(torch.float32).numpy().T.astype(trans_t.dtype))
+    for _ in range(steps):
+        out = trans_t @ out
+    return np.ascontiguousarray(out.T)
 
 
 def propagate_cams(cams: torch.Tensor, aff: torch.Tensor, grid: tuple[int, int],

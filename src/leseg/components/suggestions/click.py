@@ -13,6 +13,7 @@ a single uniformly random positive pixel set to 1.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import torch
@@ -43,9 +44,11 @@ def random_pixels(eligible: torch.Tensor, count: int, generator: torch.Generator
     Returns:
         list of (y, x), length min(count, number of eligible pixels), in draw order.
     """
+    if count <= 0:
+        return []
     w = eligible.shape[1]
     candidates = torch.nonzero(eligible.reshape(-1)).view(-1)
-    if count <= 0 or len(candidates) == 0:
+    if len(candidates) == 0:
         return []
     keys = torch.rand(len(candidates), generator=generator, device=generator_device(generator))
     chosen = candidates[keys.topk(min(count, len(candidates))).indices.to(candidates.device)]
@@ -73,15 +76,27 @@ def encode_clicks(points: Sequence[tuple[int, int]], shape: tuple[int, int], rad
     if radius <= 0:
         raise ValueError(f"click radius must be > 0 pixels, got {radius}")
     h, w = shape
+    for y, x in points:
+        if not (0 <= y < h and 0 <= x < w):
+            raise ValueError(f"click ({y}, {x}) lies outside the {h}x{w} image")
+    if encoding == "disk":
+        # A disk only covers its (2⌈r⌉+1)² box: outside it dy² or dx² alone exceeds r², so the
+        # box-wise test equals the test on the full squared-distance map.
+        out = torch.zeros(h, w, device=device)
+        reach = math.ceil(radius)
+        for y, x in points:
+            y0, y1, x0, x1 = max(y - reach, 0), min(y + reach + 1, h), max(x - reach, 0), min(
+                x + reach + 1, w)
+            yy = torch.arange(y0, y1, device=device, dtype=torch.float32)[:, None]
+            xx = torch.arange(x0, x1, device=device, dtype=torch.float32)[None, :]
+            out[y0:y1, x0:x1] += (((yy - y) ** 2 + (xx - x) ** 2 <= radius ** 2)
+                                  & (out[y0:y1, x0:x1] == 0)).float()
+        return out
     yy = torch.arange(h, device=device, dtype=torch.float32)[:, None]
     xx = torch.arange(w, device=device, dtype=torch.float32)[None, :]
     nearest = torch.full((h, w), float("inf"), device=device)
     for y, x in points:
-        if not (0 <= y < h and 0 <= x < w):
-            raise ValueError(f"click ({y}, {x}) lies outside the {h}x{w} image")
         nearest = torch.minimum(nearest, (yy - y) ** 2 + (xx - x) ** 2)
-    if encoding == "disk":
-        return (nearest <= radius ** 2).float()
     return torch.tanh(2.0 * nearest.sqrt() / radius)
 
 

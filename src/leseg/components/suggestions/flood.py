@@ -43,6 +43,7 @@ Implementations:
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 
 from leseg.components.suggestions.base import (
@@ -172,36 +173,64 @@ def flood_loop(mask: torch.Tensor, threshold: int = 20, grid: int | tuple[int, i
     return out
 
 
-def _drawn_set(shifts: torch.Tensor, x: int, y: int) -> torch.Tensor:
-    """(2x+1, 2y+1) bool: which shifts (m, n) were drawn at least once."""
-    drawn = torch.zeros((2 * x + 1) * (2 * y + 1), dtype=torch.bool, device=shifts.device)
-    drawn[(shifts[:, 0] + x) * (2 * y + 1) + shifts[:, 1] + y] = True
-    return drawn.view(2 * x + 1, 2 * y + 1)
+def _all_drawn_sets(draws: FloodDraws, bounds: list[tuple[int, int]]) -> list[np.ndarray]:
+    """Per tile, the (2x+1, 2y+1) bool numpy set of drawn shifts, for all tiles in one pass.
+
+    The same arithmetic as :meth:`FloodDraws.shifts` (float32 ``floor(unit · span)`` clamped to
+    ``span − 1``), batched over the tiles in numpy: identical shifts, one device round trip.
+    """
+    span = np.array([[2 * x + 1, 2 * y + 1] for x, y in bounds], dtype=np.int64)[:, None, :]
+    unit = draws.unit.detach().cpu().numpy()  # float32, times the span in float32 as in torch
+    steps = np.minimum(np.floor(unit * span.astype(np.float32)).astype(np.int64), span - 1)
+    flat = steps[..., 0] * span[..., 1] + steps[..., 1]  # (T, K)
+    sets = []
+    for (x, y), index in zip(bounds, flat, strict=True):
+        drawn = np.zeros((2 * x + 1) * (2 * y + 1), dtype=bool)
+        drawn[index] = True
+        sets.append(drawn.reshape(2 * x + 1, 2 * y + 1))
+    return sets
 
 
-def _flood_tile_closure(out: torch.Tensor, r0: int, r1: int, c0: int, c1: int, x: int, y: int,
-                        shifts: torch.Tensor) -> None:
-    """Closure of one tile's sequential ORs (see the module docstring), written into ``out``."""
+def _flood_tile_closure(out: np.ndarray, r0: int, r1: int, c0: int, c1: int, x: int, y: int,
+                        drawn: np.ndarray) -> None:
+    """Closure of one tile's sequential ORs (see the module docstring), written into ``out``.
+
+    ``out`` is the (H, W) bool numpy image being flooded, ``drawn`` the tile's (2x+1, 2y+1) set
+    of drawn shifts. A neighbourhood without ones, or a tile already all ones, is left as is
+    (the closure cannot change it); so is a one in the tile's core (read by every shift).
+    """
     th, tw = r1 - r0, c1 - c0
     if th <= 0 or tw <= 0 or (x == 0 and y == 0):
         return
-    drawn = _drawn_set(shifts, x, y)
-    local = out[r0 - x:r1 + x, c0 - y:c1 + y].int()
+    local = out[r0 - x:r1 + x, c0 - y:c1 + y]
+    tile = out[r0:r1, c0:c1]
+    if not local.any() or tile.all():
+        return
     if x > 0 and y > 0:
-        integral = torch.nn.functional.pad(local.cumsum(0).cumsum(1), (1, 0, 1, 0))
+        if out[r0 + x:r1 - x, c0 + y:c1 - y].any():
+            # the core lies in every window T + (m, n) with |m| <= x, |n| <= y: a one there is
+            # read by any drawn shift
+            tile[...] = True
+            return
+        integral = np.zeros((th + 2 * x + 1, tw + 2 * y + 1), dtype=np.int32)
+        np.cumsum(local, axis=0, dtype=np.int32, out=integral[1:, 1:])
+        np.cumsum(integral[1:, 1:], axis=1, out=integral[1:, 1:])
         window = (integral[th:th + 2 * x + 1, tw:tw + 2 * y + 1]
                   - integral[:2 * x + 1, tw:tw + 2 * y + 1]
                   - integral[th:th + 2 * x + 1, :2 * y + 1]
                   + integral[:2 * x + 1, :2 * y + 1])  # (2x+1, 2y+1) ones per shifted window
-        out[r0:r1, c0:c1] |= ((window > 0) & drawn).any()
+        if ((window > 0) & drawn).any():
+            tile[...] = True
     elif x == 0:  # rows evolve independently: per-row window sums over the column shifts
-        cum = torch.nn.functional.pad(local.cumsum(1), (1, 0))
+        cum = np.zeros((th, tw + 2 * y + 1), dtype=np.int32)
+        np.cumsum(local, axis=1, dtype=np.int32, out=cum[:, 1:])
         window = cum[:, tw:tw + 2 * y + 1] - cum[:, :2 * y + 1]  # (th, 2y+1)
-        out[r0:r1, c0:c1] |= ((window > 0) & drawn[0]).any(1, keepdim=True)
+        tile |= ((window > 0) & drawn[0]).any(1, keepdims=True)
     else:  # y == 0: columns evolve independently
-        cum = torch.nn.functional.pad(local.cumsum(0), (0, 0, 1, 0))
+        cum = np.zeros((th + 2 * x + 1, tw), dtype=np.int32)
+        np.cumsum(local, axis=0, dtype=np.int32, out=cum[1:])
         window = cum[th:th + 2 * x + 1, :] - cum[:2 * x + 1, :]  # (2x+1, tw)
-        out[r0:r1, c0:c1] |= ((window > 0) & drawn[:, 0:1]).any(0, keepdim=True)
+        tile |= ((window > 0) & drawn[:, 0:1]).any(0, keepdims=True)
 
 
 def flood_suggestion(mask: torch.Tensor, threshold: int = 20, grid: int | tuple[int, int] = 10,
@@ -209,10 +238,12 @@ def flood_suggestion(mask: torch.Tensor, threshold: int = 20, grid: int | tuple[
                      draws: FloodDraws | None = None) -> torch.Tensor:
     """Vectorised S5 flood: per-tile closure of the reference's shifted ORs, tiles in raster order.
 
-    Same arguments and random-number consumption as :func:`flood_loop`; about 10 tensor
-    operations per tile instead of ``num_shifts``. The result is a superset of
-    ``flood_loop(mask, ..., draws=same)`` and equal to it whenever every tile saturates (see the
-    module docstring for the approximation).
+    Same arguments and random-number consumption as :func:`flood_loop`; the shifts of all tiles
+    are turned into drawn-shift sets in one batched pass, then each tile costs a few numpy
+    operations on its neighbourhood (an integral image) instead of ``num_shifts`` slice ORs.
+    The result is a superset of ``flood_loop(mask, ..., draws=same)`` and equal to it whenever
+    every tile saturates (see the module docstring for the approximation). The tiles run on the
+    CPU (the cascade is sequential); a mask on another device is copied there and back.
 
     Returns:
         (H, W) bool ``mask ∪ flood`` on ``mask.device`` (⊇ ``mask``).
@@ -225,15 +256,16 @@ def flood_suggestion(mask: torch.Tensor, threshold: int = 20, grid: int | tuple[
     if draws is None:
         draws = draw_flood_shifts(gh * gw, threshold, num_shifts, generator)
     _check_draws(draws, gh * gw, num_shifts, "flood_suggestion")
-    out = mask.clone()
+    bounds = [_clipped_bounds(draws, i * gw + j, i, j, h, w, ti, tj)
+              for i in range(gh) for j in range(gw)]
+    sets = _all_drawn_sets(draws, bounds)
+    out = mask.detach().cpu().numpy().copy()
     for i in range(gh):
         for j in range(gw):
-            tile = i * gw + j
-            x, y = _clipped_bounds(draws, tile, i, j, h, w, ti, tj)
-            shifts = draws.shifts(tile, x, y).to(mask.device)
+            x, y = bounds[i * gw + j]
             _flood_tile_closure(out, i * ti, (i + 1) * ti - 1, j * tj, (j + 1) * tj - 1, x, y,
-                                shifts)
-    return out
+                                sets[i * gw + j])
+    return torch.from_numpy(out).to(mask.device)
 
 
 def _dilate_axis(mask: torch.Tensor, radius: int, dim: int) -> torch.Tensor:
