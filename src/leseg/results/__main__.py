@@ -35,7 +35,7 @@ def main(argv: list[str] | None = None) -> Path | None:
     parser.add_argument("--partial", action="store_true",
                         help="write the page even when runs are missing (it says which)")
     parser.add_argument("--dry-run", action="store_true", help="print the unfinished jobs' commands")
-    args = parser.parse_args(argv)
+    args = parser.parse_intermixed_args(argv)
 
     page, cfg = load_page(args.page)
     if args.seeds is not None:
