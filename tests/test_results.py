@@ -98,7 +98,7 @@ curve:
     page, cfg = load_page(_page(tmp_path, text))
     sweep = tmp_path / "sweep"
     assert [(j.split, j.seed) for j in build_jobs(cfg)] == [
-        ("23", 0), ("full", 0), ("92", 0), ("23", 1), ("full", 1), ("92", 1)]  # the ends first
+        ("23", 0), ("full", 0), ("23", 1), ("full", 1), ("92", 0), ("92", 1)]  # the ends first
     for split, vals in (("23", (0.30, 0.34)), ("92", (0.40, 0.41)), ("full", (0.45, 0.47))):
         for seed, v in enumerate(vals):
             _metrics(sweep / "sup" / split / f"seed{seed}", v)

@@ -132,16 +132,21 @@ def page_entries(cfg: DictConfig, where: str = "page") -> list[Entry]:
 
 def build_jobs(cfg: DictConfig) -> list[Job]:
     """Every job of the page, seed-major (all rows of seed 0 first), so that a partial sweep
-    already pairs complete seeds; on a curve the two ends (few, full) come first within a seed, so
-    a partial sweep already measures the gap."""
+    already pairs complete seeds; on a curve the two ends (few, full) of every seed come first and
+    the splits between them after, so a partial sweep already measures the gap over all seeds."""
     seeds = [int(s) for s in cfg.seeds]
     entries = page_entries(cfg)
-    if cfg.kind == "curve":
-        ends = (str(cfg.curve.few), str(cfg.curve.full))
-        entries = sorted(entries, key=lambda e: (e.split not in ends, e.split != ends[0]))
     common = tuple(str(o) for o in (cfg.get("overrides") or []))
-    return [Job(e.name, e.experiment, e.split, s, common + e.overrides)
-            for s in seeds for e in entries]
+
+    def jobs(rows: list[Entry]) -> list[Job]:
+        return [Job(e.name, e.experiment, e.split, s, common + e.overrides)
+                for s in seeds for e in rows]
+
+    if cfg.kind == "curve":
+        ends = [str(cfg.curve.few), str(cfg.curve.full)]
+        first = sorted((e for e in entries if e.split in ends), key=lambda e: ends.index(e.split))
+        return jobs(first) + jobs([e for e in entries if e.split not in ends])
+    return jobs(entries)
 
 
 # ----------------------------------------------------------------------------------------- numbers
