@@ -30,10 +30,16 @@ road, lane markings and sidewalks; building facades with windows, hedges and gap
 sides, sometimes a row set back and a row across the street; cars as boxes, persons, street lamps,
 posts, traffic signs and trees as camera-facing cut-outs; sky at infinity) rendered per pixel by
 ray casting with a z-buffer (:mod:`~leseg.data.synthetic.city_render`). Nuisances: per-sequence
-exposure, white balance and gamma; sunny (world-fixed cast shadows of buildings, cars, trees and
-persons) or overcast lighting; overlapping colours (grey cars vs asphalt, green facades vs
-vegetation, grey sign backs vs poles); per-frame Gaussian sensor noise; anti-aliasing (rays cast on a half-pixel grid, [1, 2, 1] tent
-filter; labels and depth are the samples at the pixel centres).
+exposure, white balance, gamma and a colour matrix (hue rotation of up to half a turn, saturation
+0.4–1.5); a per-scene appearance style of every class (:class:`~leseg.data.synthetic.city_scene.Tint`:
+hue shift, saturation and value of road, sidewalk, buildings, vegetation, cars, persons, poles and
+sky, plus per-instance hue jitter), per-scene texture scale and contrast of asphalt, plaster and
+foliage, road stains and coloured shop signs of any colour as distractors; sunny (world-fixed cast
+shadows of buildings, cars, trees and persons) or overcast lighting; overlapping colours; per-frame
+Gaussian sensor noise; anti-aliasing (rays cast on a half-pixel grid, [1, 2, 1] tent filter; labels
+and depth are the samples at the pixel centres). The appearance distribution is wide on purpose:
+the colours of a class in 20 scenes do not cover it, so the dataset is label-limited
+(``scripts/synthetic_city_supervised.sh`` measures the supervised curve).
 
 Camera model and motion: pinhole, square pixels, pixel (u, v) centred at integer coordinates,
 fx = fy = 0.8 · W (≈ 64° horizontal field of view), principal point (u0, v0) = (W/2, H/2) in pixels
