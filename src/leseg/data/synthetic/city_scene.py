@@ -274,13 +274,11 @@ _SKIN_PALETTE = np.array([
 
 
 def _pick(rng: np.random.Generator, palette: np.ndarray, weights: np.ndarray | None = None,
-          jitter: float = 0.05, tint: Tint | None = None) -> np.ndarray:
-    """A palette colour (weighted choice) with uniform per-channel jitter, clipped to [0, 1], then
-    recoloured by the scene's ``tint`` of the object's class (if given; see :class:`Tint`)."""
+          jitter: float = 0.05) -> np.ndarray:
+    """A palette colour (weighted choice) with uniform per-channel jitter, clipped to [0, 1]."""
     p = None if weights is None else weights / weights.sum()
     colour = palette[rng.choice(len(palette), p=p)]
-    colour = np.clip(colour + rng.uniform(-jitter, jitter, 3), 0.0, 1.0).astype(np.float32)
-    return colour if tint is None else tint.apply(colour, rng)
+    return np.clip(colour + rng.uniform(-jitter, jitter, 3), 0.0, 1.0).astype(np.float32)
 
 
 @dataclass(frozen=True)
@@ -360,6 +358,19 @@ class Theme:
     accent_hue: float
 
 
+@dataclass(frozen=True)
+class _Style:
+    """A scene's theme and its appearance random stream (separate from the geometry stream, so
+    the layout of every scene is drawn exactly as without themes)."""
+
+    theme: Theme
+    rng: np.random.Generator
+
+    def recolour(self, name: str, rgb: np.ndarray) -> np.ndarray:
+        """``rgb`` (3,) recoloured by the theme's tint of class ``name`` (one jitter draw)."""
+        return self.theme.tints[name].apply(rgb, self.rng)
+
+
 def _log_uniform(rng: np.random.Generator, lo: float, hi: float) -> float:
     return float(np.exp(rng.uniform(np.log(lo), np.log(hi))))
 
@@ -399,10 +410,10 @@ def _colour_matrix(hue_turns: float, saturation: float) -> np.ndarray:
 # ----------------------------------------------------------------------------------- the sampler
 
 def _facade_row(rng: np.random.Generator, axis: str, offset: float, start: float, stop: float,
-                kinds_p: tuple[float, float, float], light: float, look: Theme) -> FacadeRow:
+                kinds_p: tuple[float, float, float], light: float, style: _Style) -> FacadeRow:
     """Segments [start, stop) along ``axis``: building / vegetation / gap with probabilities;
-    colours and textures from the scene's theme ``look``."""
-    tints = look.tints
+    colours and textures from the scene's ``style``."""
+    look, arng = style.theme, style.rng
     starts, ends, tops, kinds, albedo, accent = [], [], [], [], [], []
     floor_h, pitch, win_w, win_h, shop = [], [], [], [], []
     pos = start
@@ -410,10 +421,10 @@ def _facade_row(rng: np.random.Generator, axis: str, offset: float, start: float
         kind = rng.choice([_BUILDING, _VEGETATION, 0], p=kinds_p)
         if kind == _BUILDING:
             length, top = rng.uniform(8.0, 28.0), rng.uniform(7.0, 26.0)
-            colour = _pick(rng, _FACADE_PALETTE, _FACADE_WEIGHTS, 0.06, tints["building"])
+            colour = style.recolour("building", _pick(rng, _FACADE_PALETTE, _FACADE_WEIGHTS, 0.06))
         elif kind == _VEGETATION:
             length, top = rng.uniform(6.0, 20.0), rng.uniform(2.5, 9.0)
-            colour = _pick(rng, _VEGETATION_PALETTE, None, 0.04, tints["vegetation"])
+            colour = style.recolour("vegetation", _pick(rng, _VEGETATION_PALETTE, None, 0.04))
         else:
             length, top = rng.uniform(3.0, 9.0), 0.0
             colour = np.zeros(3, np.float32)
@@ -429,8 +440,8 @@ def _facade_row(rng: np.random.Generator, axis: str, offset: float, start: float
         win_w.append(p * rng.uniform(0.35, 0.65))
         win_h.append(fh * rng.uniform(0.4, 0.65))
         shop.append(rng.random() < 0.5)
-        accent.append(colorsys.hsv_to_rgb((look.accent_hue + rng.uniform(-0.08, 0.08)) % 1.0,
-                                          rng.uniform(0.3, 1.0), rng.uniform(0.2, 1.0)))
+        accent.append(colorsys.hsv_to_rgb((look.accent_hue + arng.uniform(-0.08, 0.08)) % 1.0,
+                                          arng.uniform(0.3, 1.0), arng.uniform(0.2, 1.0)))
         pos += length
     f32 = np.float32
     return FacadeRow(axis=axis, offset=float(offset), starts=np.array(starts), ends=np.array(ends),
@@ -440,8 +451,8 @@ def _facade_row(rng: np.random.Generator, axis: str, offset: float, start: float
                      window_height=np.array(win_h, f32), shop=np.array(shop, dtype=bool),
                      light=float(light), seed=int(rng.integers(1 << 30)),
                      accent=np.array(accent, dtype=f32),
-                     plaster_contrast=look.plaster_contrast * float(rng.uniform(0.8, 1.25)),
-                     texture_scale=look.texture_scale * float(rng.uniform(0.8, 1.25)))
+                     plaster_contrast=look.plaster_contrast * float(arng.uniform(0.8, 1.25)),
+                     texture_scale=look.texture_scale * float(arng.uniform(0.8, 1.25)))
 
 
 def _visible_z(rng: np.random.Generator, x: float, z_min: float, z_max: float,
@@ -451,14 +462,14 @@ def _visible_z(rng: np.random.Generator, x: float, z_min: float, z_max: float,
     return float(rng.uniform(lo, max(lo + 1.0, z_max)))
 
 
-def _person(rng: np.random.Generator, x: float, z: float, tints: dict[str, Tint]) -> Sprite:
+def _person(rng: np.random.Generator, x: float, z: float, style: _Style) -> Sprite:
     height = rng.uniform(1.5, 1.95)
     side_view = bool(rng.random() < 0.45)
     half = 0.22 * height / 1.75
     params = {
         "height": height, "side_view": side_view, "stride": float(rng.uniform(0.0, 1.0)),
-        "top": _pick(rng, _CLOTHES_PALETTE, tint=tints["person"]),
-        "bottom": _pick(rng, _CLOTHES_PALETTE, tint=tints["person"]),
+        "top": style.recolour("person", _pick(rng, _CLOTHES_PALETTE)),
+        "bottom": style.recolour("person", _pick(rng, _CLOTHES_PALETTE)),
         "skin": _pick(rng, _SKIN_PALETTE, None, 0.03), "hair": _pick(rng, _CLOTHES_PALETTE[:3]),
         "bag": bool(rng.random() < 0.3), "seed": int(rng.integers(1 << 30)),
     }
@@ -466,14 +477,14 @@ def _person(rng: np.random.Generator, x: float, z: float, tints: dict[str, Tint]
 
 
 def _car(rng: np.random.Generator, x: float, z: float, oncoming: bool,
-         tints: dict[str, Tint]) -> Sprite:
+         style: _Style) -> Sprite:
     van = bool(rng.random() < 0.15)
     width = rng.uniform(1.65, 1.95) + (0.1 if van else 0.0)
     length = rng.uniform(3.8, 4.9) + (0.4 if van else 0.0)
     roof = rng.uniform(1.85, 2.1) if van else rng.uniform(1.35, 1.6)
     params = {
         "width": width, "length": length, "roof": roof, "body_top": rng.uniform(0.85, 1.05),
-        "van": van, "oncoming": oncoming, "colour": _pick(rng, _CAR_PALETTE, _CAR_WEIGHTS, 0.04, tints["car"]),
+        "van": van, "oncoming": oncoming, "colour": style.recolour("car", _pick(rng, _CAR_PALETTE, _CAR_WEIGHTS, 0.04)),
         "seed": int(rng.integers(1 << 30)),
     }
     return Sprite("car", x, z, (-width / 2, width / 2, roof), params)
@@ -494,19 +505,20 @@ def _sign(rng: np.random.Generator, x: float, z: float, with_post: bool) -> Spri
 
 
 def _pole(rng: np.random.Generator, x: float, z: float, arm_dir: float, lamp: bool,
-          tints: dict[str, Tint]) -> Sprite:
+          style: _Style) -> Sprite:
     height = rng.uniform(5.0, 8.5) if lamp else rng.uniform(1.0, 3.0)
     width = rng.uniform(0.14, 0.28) if lamp else rng.uniform(0.10, 0.18)
     arm = rng.uniform(0.8, 2.0) if lamp else 0.0
-    colour = _pick(rng, np.array([(0.45, 0.46, 0.47), (0.25, 0.27, 0.26), (0.12, 0.14, 0.13),
-                                  (0.20, 0.28, 0.22)], np.float32), None, 0.03, tints["pole"])
+    colour = style.recolour("pole", _pick(rng, np.array([
+        (0.45, 0.46, 0.47), (0.25, 0.27, 0.26), (0.12, 0.14, 0.13), (0.20, 0.28, 0.22)],
+        np.float32), None, 0.03))
     params = {"height": height, "width": width, "arm": arm * arm_dir, "colour": colour,
               "seed": int(rng.integers(1 << 30))}
     lo, hi = min(-width, arm * arm_dir - 0.3), max(width, arm * arm_dir + 0.3)
     return Sprite("pole", x, z, (lo, hi, height + 0.1), params)
 
 
-def _tree(rng: np.random.Generator, x: float, z: float, tints: dict[str, Tint]) -> Sprite:
+def _tree(rng: np.random.Generator, x: float, z: float, style: _Style) -> Sprite:
     crown_r = rng.uniform(1.2, 2.8)
     crown_c = rng.uniform(2.2, 3.8) + crown_r
     n = int(rng.integers(3, 6))
@@ -515,7 +527,7 @@ def _tree(rng: np.random.Generator, x: float, z: float, tints: dict[str, Tint]) 
                       rng.uniform(0.55, 0.85, n) * crown_r], axis=1)
     params = {"trunk_width": rng.uniform(0.18, 0.4), "crown_top": crown_c, "blobs": blobs,
               "trunk": _pick(rng, np.array([(0.32, 0.25, 0.18), (0.40, 0.36, 0.30)], np.float32)),
-              "leaves": _pick(rng, _VEGETATION_PALETTE, None, 0.05, tints["vegetation"]),
+              "leaves": style.recolour("vegetation", _pick(rng, _VEGETATION_PALETTE, None, 0.05)),
               "seed": int(rng.integers(1 << 30))}
     ext = float(np.max(np.abs(blobs[:, 0]) + blobs[:, 2])) * 1.2
     return Sprite("tree", x, z, (-ext, ext, float(np.max(blobs[:, 1] + blobs[:, 2])) * 1.1),
@@ -537,8 +549,9 @@ def sample_city_scene(rng: np.random.Generator, height: int, width: int) -> City
                         mount_height=float(rng.uniform(1.25, 1.6)))
     tan_half = (width / 2.0) / cam.fx
     speed = float(rng.uniform(5.0, 12.0))
-    look = theme(int(rng.integers(APPEARANCE_THEMES)))  # this scene's appearance theme
-    tints = look.tints
+    arng = rng.spawn(1)[0]  # appearance stream; spawning leaves rng's own stream unchanged
+    style = _Style(theme(int(arng.integers(APPEARANCE_THEMES))), arng)
+    look = style.theme
 
     # street layout
     lane_w = rng.uniform(2.9, 3.5)
@@ -559,19 +572,19 @@ def sample_city_scene(rng: np.random.Generator, height: int, width: int) -> City
     road_rgb = np.clip(road_grey + rng.uniform(-0.025, 0.025, 3), 0, 1).astype(np.float32)
     street = Street(
         road_left=road_l, road_right=road_r, dashed_lines=tuple(lane_edges[1:-1]),
-        road_albedo=tints["road"].apply(road_rgb, rng),
-        sidewalk_albedo=_pick(rng, np.array([(0.60, 0.60, 0.58), (0.68, 0.64, 0.56),
-                                             (0.58, 0.42, 0.38), (0.50, 0.50, 0.52)],
-                                            np.float32), None, 0.04, tints["sidewalk"]),
-        kerb_albedo=_pick(rng, np.array([(0.70, 0.70, 0.70), (0.48, 0.48, 0.50)], np.float32),
-                          tint=tints["sidewalk"]),
+        road_albedo=style.recolour("road", road_rgb),
+        sidewalk_albedo=style.recolour("sidewalk", _pick(rng, np.array([
+            (0.60, 0.60, 0.58), (0.68, 0.64, 0.56), (0.58, 0.42, 0.38), (0.50, 0.50, 0.52)],
+            np.float32), None, 0.04)),
+        kerb_albedo=style.recolour("sidewalk", _pick(rng, np.array(
+            [(0.70, 0.70, 0.70), (0.48, 0.48, 0.50)], np.float32))),
         marking_albedo=np.array([0.86, 0.86, 0.84], np.float32) * rng.uniform(0.8, 1.0),
         tile_size=look.tile_size * float(rng.uniform(0.85, 1.15)), crossing=crossing,
         seed=int(rng.integers(1 << 30)),
-        grain_scale=look.grain_scale * float(rng.uniform(0.8, 1.25)),
+        grain_scale=look.grain_scale * float(arng.uniform(0.8, 1.25)),
         grain_contrast=look.grain_contrast, stain_albedo=look.stain,
-        stain_amount=look.stain_amount * float(rng.uniform(0.5, 1.5)),
-        stain_scale=float(rng.uniform(1.0, 6.0)))
+        stain_amount=look.stain_amount * float(arng.uniform(0.5, 1.5)),
+        stain_scale=float(arng.uniform(1.0, 6.0)))
 
     # lighting
     sunny = rng.random() < 0.7
@@ -586,12 +599,12 @@ def sample_city_scene(rng: np.random.Generator, height: int, width: int) -> City
               else np.array([0.68, 0.70, 0.74], np.float32)) + rng.uniform(-0.05, 0.05, 3)
     horizon = (np.array([0.75, 0.82, 0.92], np.float32) if sunny
                else np.array([0.82, 0.83, 0.85], np.float32)) + rng.uniform(-0.04, 0.04, 3)
-    zenith = tints["sky"].apply(np.clip(zenith, 0, 1), rng)
-    horizon = tints["sky"].apply(np.clip(horizon, 0, 1), rng)
+    zenith = style.recolour("sky", np.clip(zenith, 0, 1))
+    horizon = style.recolour("sky", np.clip(horizon, 0, 1))
     bonnet = None
     if rng.random() < 0.5:
         bonnet = (float(rng.uniform(0.07, 0.14)),
-                  _pick(rng, _CAR_PALETTE[[0, 2, 3, 4, 5]], None, 0.03))
+                  _pick(rng, _CAR_PALETTE[[0, 2, 3, 5]], None, 0.03))
     lighting = Lighting(
         shadow_side=shadow_side, shadow_slope=float(rng.uniform(0.2, 0.9)), shadow_tint=tint,
         zenith=np.clip(zenith, 0, 1).astype(np.float32),
@@ -601,20 +614,20 @@ def sample_city_scene(rng: np.random.Generator, height: int, width: int) -> City
         white_balance=np.exp(rng.normal(0.0, 0.15, 3)).astype(np.float32),
         gamma=float(np.exp(rng.uniform(np.log(0.65), np.log(1.6)))),
         noise_sigma=float(rng.uniform(0.003, 0.015)), bonnet=bonnet,
-        colour_matrix=_colour_matrix(look.hue_turns + float(rng.uniform(-0.03, 0.03)),
-                                     look.saturation * float(rng.uniform(0.85, 1.15))))
+        colour_matrix=_colour_matrix(look.hue_turns + float(arng.uniform(-0.03, 0.03)),
+                                     look.saturation * float(arng.uniform(0.85, 1.15))))
 
     # facades: front rows on both sides, optional rows set back, optional row across the street
     p_front = (0.74, 0.15, 0.11)
-    facades = [_facade_row(rng, "z", facade_l, -40.0, 260.0, p_front, light_l, look),
-               _facade_row(rng, "z", facade_r, -40.0, 260.0, p_front, light_r, look)]
+    facades = [_facade_row(rng, "z", facade_l, -40.0, 260.0, p_front, light_l, style),
+               _facade_row(rng, "z", facade_r, -40.0, 260.0, p_front, light_r, style)]
     for side, x_front, light in ((-1, facade_l, light_l), (1, facade_r, light_r)):
         if rng.random() < 0.6:
             facades.append(_facade_row(rng, "z", x_front + side * rng.uniform(6.0, 20.0),
-                                       -40.0, 260.0, (0.9, 0.1, 0.0), light * 0.95, look))
+                                       -40.0, 260.0, (0.9, 0.1, 0.0), light * 0.95, style))
     if rng.random() < 0.55:
         facades.append(_facade_row(rng, "x", rng.uniform(60.0, 140.0), -160.0, 160.0,
-                                   (0.85, 0.1, 0.05), 0.9, look))
+                                   (0.85, 0.1, 0.05), 0.9, style))
 
     sprites: list[Sprite] = []
     shadows: list[tuple[float, float, float, float, float]] = []
@@ -626,7 +639,7 @@ def sample_city_scene(rng: np.random.Generator, height: int, width: int) -> City
         return all(x1 < a0 or x0 > a1 or z1 < b0 or z0 > b1 for a0, a1, b0, b1 in occupied)
 
     def add_car(x: float, z: float, oncoming: bool) -> None:
-        car = _car(rng, x, z, oncoming, tints)
+        car = _car(rng, x, z, oncoming, style)
         w, length = car.params["width"], car.params["length"]
         if free(x - w / 2 - 0.2, x + w / 2 + 0.2, z - 1.0, z + length + 1.0):
             occupied.append((x - w / 2, x + w / 2, z, z + length))
@@ -663,7 +676,7 @@ def sample_city_scene(rng: np.random.Generator, height: int, width: int) -> City
         for k in range(group):
             xk, zk = x + k * rng.uniform(0.5, 0.8), z + k * rng.uniform(-0.5, 0.8)
             if free(xk - 0.3, xk + 0.3, zk - 0.3, zk + 0.3):
-                sprites.append(_person(rng, xk, zk, tints))
+                sprites.append(_person(rng, xk, zk, style))
                 shadows.append((xk, zk + 0.1, 0.35, 0.3, 0.4))
 
     # street lamps, posts, traffic signs, trees along the kerbs
@@ -675,18 +688,18 @@ def sample_city_scene(rng: np.random.Generator, height: int, width: int) -> City
             while z < _MAX_KERB_Z:
                 if z >= _MIN_KERB_Z:
                     sprites.append(_pole(rng, kerb - side * 0.5, z, -float(side), lamp=True,
-                                         tints=tints))
+                                         style=style))
                 z += spacing
         for _ in range(int(rng.integers(0, 3))):
             x = kerb - side * rng.uniform(0.3, 0.7)
             sprites.append(_pole(rng, x, _visible_z(rng, x, 4.0, 40.0, tan_half), 0.0, False,
-                                 tints))
+                                 style))
         if rng.random() < 0.6:
             z = rng.uniform(-5.0, 5.0)
             spacing = rng.uniform(7.0, 14.0)
             x_tree = kerb - side * rng.uniform(0.8, 1.4)
             while z < _MAX_KERB_Z:
-                tree = _tree(rng, x_tree, z + rng.uniform(-1.0, 1.0), tints)
+                tree = _tree(rng, x_tree, z + rng.uniform(-1.0, 1.0), style)
                 z += spacing
                 if tree.z < _MIN_KERB_Z:
                     continue
