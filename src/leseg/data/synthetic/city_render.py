@@ -442,6 +442,13 @@ def _bonnet(scene: CityScene, height: int, width: int
     """
     if scene.lighting.bonnet is None:
         return None
+    key = ("bonnet", height, width)
+    if key not in scene.render_cache:  # frame-independent: computed once per scene
+        scene.render_cache[key] = _bonnet_band(scene, height, width)
+    return scene.render_cache[key]
+
+
+def _bonnet_band(scene: CityScene, height: int, width: int) -> tuple[np.ndarray, np.ndarray]:
     frac, colour = scene.lighting.bonnet
     cam = scene.camera
     scale = (width - 1) / cam.width  # 1 for the pixel grid, 2 for the half-pixel grid
