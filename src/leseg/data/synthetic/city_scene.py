@@ -18,6 +18,10 @@ intersects with camera rays:
   persons, street lamps and posts (pole), traffic signs (pole + sign plate), trees (vegetation) and
   cars (a box: the back/front face plus the side face the camera can see);
 * the sky at infinity.
+
+Appearance (colours, texture scales, camera colour response) comes from one of
+:data:`APPEARANCE_THEMES` shared :class:`Theme` s per scene and is drawn from a random stream of its
+own, so the geometry above does not depend on it.
 """
 
 from __future__ import annotations
@@ -29,9 +33,9 @@ from typing import Any
 import numpy as np
 
 __all__ = [
-    "ANNOTATED_FRAME", "BASELINE_M", "CITYSCAPES_COLORS", "CITY_LABEL_IDS", "CityScene",
-    "FRAME_RATE_HZ", "FacadeRow", "Lighting", "PinholeCamera", "Sprite", "Street",
-    "sample_city_scene",
+    "ANNOTATED_FRAME", "APPEARANCE_THEMES", "BASELINE_M", "CITYSCAPES_COLORS", "CITY_LABEL_IDS",
+    "CityScene", "FRAME_RATE_HZ", "FacadeRow", "Lighting", "PinholeCamera", "Sprite", "Street",
+    "Theme", "Tint", "sample_city_scene", "theme",
 ]
 
 CITY_LABEL_IDS: dict[str, int] = {
