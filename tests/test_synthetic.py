@@ -412,3 +412,39 @@ def test_value_noise_is_a_fixed_continuous_field() -> None:
     assert np.abs(np.diff(a)).max() < 0.2  # steps of 0.05 units change it only a little
     # evaluating a sub-grid gives the same values (no dependence on the sampling grid)
     assert np.array_equal(value_noise(x[::7], 0.3 * x[::7], seed=4), a[::7])
+
+
+# ------------------------------------------------------------------------ appearance themes
+
+def test_tint_and_colour_matrix_hand_computed() -> None:
+    from leseg.data.synthetic.city_scene import Tint, _colour_matrix
+
+    rng = np.random.default_rng(0)
+    # pure red (hue 0) shifted by a third of a turn is pure green; saturation and value scale
+    green = Tint(hue=1 / 3, hue_jitter=0.0, saturation=1.0, saturation_add=0.0, value=0.5)
+    np.testing.assert_allclose(green.apply(np.array([1.0, 0.0, 0.0]), rng), [0, 0.5, 0], atol=1e-6)
+    grey = Tint(hue=0.2, hue_jitter=0.0, saturation=0.0, saturation_add=0.0, value=1.0)
+    np.testing.assert_allclose(grey.apply(np.array([0.8, 0.2, 0.2]), rng), [0.8, 0.8, 0.8],
+                               atol=1e-6)
+    # the camera colour matrix keeps grey grey and rotates the hue about the grey axis
+    m = _colour_matrix(1 / 3, 1.0)
+    np.testing.assert_allclose(m @ np.array([0.3, 0.3, 0.3]), [0.3, 0.3, 0.3], atol=1e-6)
+    np.testing.assert_allclose(m @ np.array([1.0, 0.0, 0.0]), [0, 1, 0], atol=1e-6)
+    np.testing.assert_allclose(_colour_matrix(0.0, 0.0) @ np.array([0.9, 0.0, 0.3]),
+                               [0.4, 0.4, 0.4], atol=1e-6)
+
+
+def test_theme_changes_appearance_not_geometry(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Another appearance theme gives another image of exactly the same scene: same labels and
+    depth (the appearance has its own random stream), different colours."""
+    from leseg.data.synthetic import city_scene
+
+    sample = city_sample_ids("train", 1, CITY["seed"])[0]
+    frame = render_city_frame(city_scene_for(sample, 32, 64), 19)
+    original = city_scene.theme
+    monkeypatch.setattr(city_scene, "theme", lambda index: original(
+        (index + 1) % city_scene.APPEARANCE_THEMES))
+    other = render_city_frame(city_scene_for(sample, 32, 64), 19)
+    assert np.array_equal(frame.label_ids, other.label_ids)
+    assert np.array_equal(frame.depth, other.depth)
+    assert np.abs(frame.image.astype(int) - other.image.astype(int)).mean() > 10

@@ -30,10 +30,20 @@ road, lane markings and sidewalks; building facades with windows, hedges and gap
 sides, sometimes a row set back and a row across the street; cars as boxes, persons, street lamps,
 posts, traffic signs and trees as camera-facing cut-outs; sky at infinity) rendered per pixel by
 ray casting with a z-buffer (:mod:`~leseg.data.synthetic.city_render`). Nuisances: per-sequence
-exposure, white balance and gamma; sunny (world-fixed cast shadows of buildings, cars, trees and
-persons) or overcast lighting; overlapping colours (grey cars vs asphalt, green facades vs
-vegetation, grey sign backs vs poles); per-frame Gaussian sensor noise; anti-aliasing (rays cast on a half-pixel grid, [1, 2, 1] tent
-filter; labels and depth are the samples at the pixel centres).
+exposure, white balance and gamma; one of 24 appearance themes per scene
+(:class:`~leseg.data.synthetic.city_scene.Theme`, shared by train and val): a colour matrix of the
+camera response (hue rotation up to half a turn, saturation 0.5–1.4), a recolouring of every class
+(:class:`~leseg.data.synthetic.city_scene.Tint`: hue shift, saturation and value of road, sidewalk,
+buildings, vegetation, cars, persons, poles and sky, plus per-instance hue jitter), the texture
+scale and contrast of asphalt, plaster and foliage, paving tile size, road stains and the colour of
+the shop signs (distractors labelled building); sunny (world-fixed cast
+shadows of buildings, cars, trees and persons) or overcast lighting; overlapping colours; per-frame
+Gaussian sensor noise; anti-aliasing (rays cast on a half-pixel grid, [1, 2, 1] tent filter; labels
+and depth are the samples at the pixel centres). The appearance distribution is wide on purpose:
+20 labelled frames show only about 14 of the 24 themes, 200 frames all of them, so the dataset is
+label-limited (``scripts/synthetic_city_supervised.sh`` measures the supervised curve). The
+appearance comes from its own random stream (spawned from the sample's generator), so the scene
+layouts, labels, depth and camera motion are the same as without themes.
 
 Camera model and motion: pinhole, square pixels, pixel (u, v) centred at integer coordinates,
 fx = fy = 0.8 · W (≈ 64° horizontal field of view), principal point (u0, v0) = (W/2, H/2) in pixels

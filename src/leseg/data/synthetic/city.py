@@ -8,6 +8,7 @@ which frame 19 is the annotated one.
 from __future__ import annotations
 
 import json
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -119,7 +120,9 @@ def write_city_sample(root: Path, sample: CitySample, height: int, width: int) -
         save_png(root / "leftImg8bit_sequence" / rel / f"{sample.stem(f)}_leftImg8bit.png",
                  fr.image, "RGB")
     annotated = frames[ANNOTATED_FRAME]
-    save_png(root / "leftImg8bit" / rel / f"{stem}_leftImg8bit.png", annotated.image, "RGB")
+    image_path = root / "leftImg8bit" / rel / f"{stem}_leftImg8bit.png"
+    image_path.parent.mkdir(parents=True, exist_ok=True)  # the same bytes as sequence frame 19
+    shutil.copyfile(root / "leftImg8bit_sequence" / rel / f"{stem}_leftImg8bit.png", image_path)
     save_png(root / "gtFine" / rel / f"{stem}_gtFine_labelIds.png", annotated.label_ids, "L")
     save_png(root / "gtFine" / rel / f"{stem}_gtFine_color.png",
              _COLOR_LUT[annotated.label_ids], "RGBA")

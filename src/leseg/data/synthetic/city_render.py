@@ -181,9 +181,17 @@ def _road_albedo(scene: CityScene, x: np.ndarray, z: np.ndarray, wx: np.ndarray,
     """(N, 3) asphalt with patches and lane markings at ground points (x, z); wx, wz: pixel
     footprint (m) along x and z, used to box-filter the texture edges."""
     st = scene.street
-    grain = 0.78 + 0.44 * fbm(x / 2.0, z / 2.0, st.seed, 4, footprint=np.maximum(wx, wz) / 2.0)
+    g = st.grain_scale
+    grain = (1.0 - st.grain_contrast / 2) + st.grain_contrast * fbm(
+        x / g, z / g, st.seed, 4, footprint=np.maximum(wx, wz) / g)
     patches = smoothstep(0.72, 0.8, value_noise(x / 3.0, z / 5.0, st.seed + 11))
     albedo = st.road_albedo[None, :] * (grain * (1.0 - 0.22 * patches))[:, None]
+    if st.stain_amount > 0 and st.stain_albedo is not None:
+        level = 1.0 - st.stain_amount
+        stain = smoothstep(level, level + 0.04, value_noise(x / st.stain_scale,
+                                                            z / (2.0 * st.stain_scale),
+                                                            st.seed + 13))
+        albedo += (st.stain_albedo[None, :] * grain[:, None] - albedo) * stain[:, None]
     marking = np.zeros(x.shape, np.float32)
     for xl in st.dashed_lines:
         marking = np.maximum(marking, interval_coverage(x, xl - 0.08, xl + 0.08, wx)
@@ -265,8 +273,9 @@ def _building_albedo(row: FacadeRow, seg: np.ndarray, s: np.ndarray, y: np.ndarr
     floor_h, pitch = row.floor_height[seg], row.window_pitch[seg]
     win_w, win_h = row.window_width[seg], row.window_height[seg]
     u, length = s - start, end - start
-    plaster = 0.86 + 0.22 * fbm(s / 1.5, y / 1.5, row.seed, 2,
-                                footprint=np.maximum(ws, wy) / 1.5)
+    ts, pc = row.texture_scale, row.plaster_contrast
+    plaster = (1.0 - 0.6 * pc) + pc * fbm(s / ts, y / ts, row.seed, 2,
+                                          footprint=np.maximum(ws, wy) / ts)
     plaster *= 0.85 + 0.15 * smoothstep(0.0, 1.5, y)
     trim = 1.0 - interval_coverage(u, 0.3, length - 0.3, ws) * interval_coverage(
         y, -1.0, top - 0.4, wy)
@@ -280,6 +289,10 @@ def _building_albedo(row: FacadeRow, seg: np.ndarray, s: np.ndarray, y: np.ndarr
     shops = (row.shop[seg] * stripe_coverage(u, 2 * pitch, 1.6 * pitch, ws, phase=pitch)
              * interval_coverage(y, 0.4, ground - 0.6, wy))
     glass = np.maximum(windows, shops) * inner
+    if row.accent is not None:  # coloured shop-sign band above the ground floor
+        band = (row.shop[seg] * interval_coverage(y, ground - 0.55, ground - 0.1, wy)
+                * interval_coverage(u, 0.8, length - 0.8, ws))
+        wall += (row.accent[seg] - wall) * band[:, None]
     lit = glass > 0
     if lit.any():
         cell_x = np.floor(u[lit] / pitch[lit])
@@ -295,7 +308,8 @@ def _building_albedo(row: FacadeRow, seg: np.ndarray, s: np.ndarray, y: np.ndarr
 
 def _vegetation_albedo(row: FacadeRow, seg: np.ndarray, s: np.ndarray, y: np.ndarray,
                        ws: np.ndarray, wy: np.ndarray) -> np.ndarray:
-    leaf = fbm(s / 0.7, y / 0.7, row.seed + 2, 3, footprint=np.maximum(ws, wy) / 0.7)
+    ts = 0.5 * row.texture_scale
+    leaf = fbm(s / ts, y / ts, row.seed + 2, 3, footprint=np.maximum(ws, wy) / ts)
     shade = 0.45 + 0.9 * leaf * (0.8 + 0.2 * smoothstep(0.0, 2.0, y))
     return row.albedo[seg] * shade[:, None]
 
@@ -428,6 +442,13 @@ def _bonnet(scene: CityScene, height: int, width: int
     """
     if scene.lighting.bonnet is None:
         return None
+    key = ("bonnet", height, width)
+    if key not in scene.render_cache:  # frame-independent: computed once per scene
+        scene.render_cache[key] = _bonnet_band(scene, height, width)
+    return scene.render_cache[key]
+
+
+def _bonnet_band(scene: CityScene, height: int, width: int) -> tuple[np.ndarray, np.ndarray]:
     frac, colour = scene.lighting.bonnet
     cam = scene.camera
     scale = (width - 1) / cam.width  # 1 for the pixel grid, 2 for the half-pixel grid
@@ -475,7 +496,7 @@ def render_city_frame(scene: CityScene, frame: int) -> CityFrame:
         label[mask] = _EGO
         depth[mask] = np.inf
     light = scene.lighting
-    pixels = _tent_downsample(radiance)
+    pixels = np.maximum(_tent_downsample(radiance) @ light.colour_matrix.T, 0.0)
     exposed = np.clip(pixels * (light.gain * light.white_balance), 0.0, 1.0) ** (1.0 / light.gamma)
     noise = np.random.default_rng([scene.noise_seed, frame]).normal(
         0.0, light.noise_sigma, exposed.shape)

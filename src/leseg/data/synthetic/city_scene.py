@@ -18,19 +18,24 @@ intersects with camera rays:
   persons, street lamps and posts (pole), traffic signs (pole + sign plate), trees (vegetation) and
   cars (a box: the back/front face plus the side face the camera can see);
 * the sky at infinity.
+
+Appearance (colours, texture scales, camera colour response) comes from one of
+:data:`APPEARANCE_THEMES` shared :class:`Theme` s per scene and is drawn from a random stream of its
+own, so the geometry above does not depend on it.
 """
 
 from __future__ import annotations
 
+import colorsys
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
 __all__ = [
-    "ANNOTATED_FRAME", "BASELINE_M", "CITYSCAPES_COLORS", "CITY_LABEL_IDS", "CityScene",
-    "FRAME_RATE_HZ", "FacadeRow", "Lighting", "PinholeCamera", "Sprite", "Street",
-    "sample_city_scene",
+    "ANNOTATED_FRAME", "APPEARANCE_THEMES", "BASELINE_M", "CITYSCAPES_COLORS", "CITY_LABEL_IDS",
+    "CityScene", "FRAME_RATE_HZ", "FacadeRow", "Lighting", "PinholeCamera", "Sprite", "Street",
+    "Theme", "Tint", "sample_city_scene", "theme",
 ]
 
 CITY_LABEL_IDS: dict[str, int] = {
@@ -103,8 +108,12 @@ class FacadeRow:
         albedo: (S, 3) float32 base colour in [0, 1].
         floor_height, window_pitch, window_width, window_height: (S,) window grid in metres.
         shop: (S,) bool, ground floor with wide shop windows.
+        accent: (S, 3) float32 colour in [0, 1] of the shop signs and window frames (distractors
+            of any colour, labelled building).
         light: shading factor of the whole plane (sunlit ≈ 1, in shade < 1).
         seed: texture seed.
+        plaster_contrast: amplitude of the plaster / foliage noise (texture variety per row).
+        texture_scale: size (m) of the coarsest plaster / foliage noise cell.
     """
 
     axis: str
@@ -121,6 +130,9 @@ class FacadeRow:
     shop: np.ndarray
     light: float
     seed: int
+    accent: np.ndarray | None = None
+    plaster_contrast: float = 0.22
+    texture_scale: float = 1.5
 
 
 @dataclass
@@ -144,7 +156,12 @@ class Sprite:
 
 @dataclass
 class Street:
-    """Ground-plane layout and albedo parameters (lateral positions X in metres)."""
+    """Ground-plane layout and albedo parameters (lateral positions X in metres).
+
+    ``grain_scale`` (m) and ``grain_contrast`` set the asphalt noise; ``stain_albedo`` /
+    ``stain_amount`` (fraction of the road covered, 0 = none) / ``stain_scale`` (m) paint blotches of
+    another colour onto the road (patches, puddles, painted areas: distractors labelled road).
+    """
 
     road_left: float
     road_right: float
@@ -156,6 +173,11 @@ class Street:
     tile_size: float
     crossing: tuple[float, float] | None
     seed: int
+    grain_scale: float = 2.0
+    grain_contrast: float = 0.44
+    stain_albedo: np.ndarray | None = None
+    stain_amount: float = 0.0
+    stain_scale: float = 3.0
 
 
 @dataclass
@@ -171,6 +193,8 @@ class Lighting:
         noise_sigma: std of the additive Gaussian sensor noise in [0, 1] intensity units.
         bonnet: None, or (height fraction of the image at the centre, colour (3,)) of the
             ego-vehicle bonnet band at the bottom of the image.
+        colour_matrix: (3, 3) float32 linear map applied to the radiance before exposure (hue
+            rotation and saturation of the camera response, per sequence); identity by default.
     """
 
     shadow_side: int
@@ -185,6 +209,7 @@ class Lighting:
     gamma: float
     noise_sigma: float
     bonnet: tuple[float, np.ndarray] | None
+    colour_matrix: np.ndarray = field(default_factory=lambda: np.eye(3, dtype=np.float32))
 
 
 @dataclass
@@ -260,22 +285,150 @@ def _pick(rng: np.random.Generator, palette: np.ndarray, weights: np.ndarray | N
     return np.clip(colour + rng.uniform(-jitter, jitter, 3), 0.0, 1.0).astype(np.float32)
 
 
+@dataclass(frozen=True)
+class Tint:
+    """Per-scene recolouring of one class (the class's appearance "style" in this scene).
+
+    A colour (r, g, b) in [0, 1] is mapped in HSV space: hue + ``hue`` (turns, plus a per-instance
+    uniform jitter of ± ``hue_jitter``), saturation · ``saturation`` + ``saturation_add``, value ·
+    ``value``, clipped to [0, 1]. Part of an appearance :class:`Theme`, so scenes of different themes
+    show the same class in different colours and the colours seen in a few frames do not cover
+    the class.
+    """
+
+    hue: float
+    hue_jitter: float
+    saturation: float
+    saturation_add: float
+    value: float
+
+    def apply(self, rgb: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        """(3,) float32 colour in [0, 1] → its recoloured (3,) float32 version (draws one jitter)."""
+        h, s, v = colorsys.rgb_to_hsv(*(float(c) for c in rgb))
+        h = (h + self.hue + rng.uniform(-self.hue_jitter, self.hue_jitter)) % 1.0
+        s = min(1.0, max(0.0, s * self.saturation + self.saturation_add))
+        v = min(1.0, max(0.0, v * self.value))
+        return np.array(colorsys.hsv_to_rgb(h, s, v), np.float32)
+
+
+_TINT_RANGES: dict[str, tuple[float, float, tuple[float, float], tuple[float, float],
+                              tuple[float, float]]] = {
+    # class: (max |hue shift| (turns), hue jitter, saturation factor, added saturation, value factor)
+    "road": (0.5, 0.02, (0.5, 2.0), (0.0, 0.3), (0.55, 1.6)),
+    "sidewalk": (0.5, 0.03, (0.3, 2.0), (0.0, 0.4), (0.55, 1.35)),
+    "building": (0.5, 0.08, (0.3, 2.2), (0.0, 0.35), (0.5, 1.25)),
+    "vegetation": (0.5, 0.03, (0.4, 1.8), (0.0, 0.15), (0.5, 1.6)),
+    "car": (0.5, 0.08, (0.5, 2.0), (0.0, 0.4), (0.6, 1.3)),
+    "person": (0.5, 0.08, (0.5, 2.0), (0.0, 0.4), (0.6, 1.3)),
+    "pole": (0.5, 0.03, (0.5, 2.0), (0.0, 0.5), (0.6, 1.8)),
+    "sky": (0.5, 0.0, (0.2, 1.6), (0.0, 0.3), (0.6, 1.15)),
+}
+"""Ranges of a theme's :class:`Tint` of each class (hue shift uniform in ± its maximum, the
+factors and offset uniform in their intervals; hue jitter per instance)."""
+
+APPEARANCE_THEMES = 24
+"""Number of appearance themes ("cities" with their own look): every scene takes one at random.
+Twenty frames show about 14 of them, two hundred frames all of them."""
+_THEME_SEED = 0x5EC17E
+"""Seed of the fixed theme table (the themes are the same for every dataset seed and split)."""
+
+
+@dataclass(frozen=True)
+class Theme:
+    """A shared appearance style of many scenes (drawn once per theme index, see :func:`theme`).
+
+    Attributes:
+        tints: per-class recolouring (keys road, sidewalk, building, vegetation, car, person,
+            pole, sky).
+        hue_turns, saturation: the colour matrix of the camera response (hue rotation in turns,
+            chroma scale), jittered per scene.
+        grain_scale, grain_contrast: asphalt noise cell size (m) and amplitude.
+        plaster_contrast, texture_scale: facade / foliage noise amplitude and cell size (m).
+        tile_size: paving tile size (m).
+        stain: (3,) road stain colour in [0, 1]; stain_amount: fraction of road it covers.
+        accent_hue: hue (turns) of the shop signs (jittered per segment).
+    """
+
+    tints: dict[str, Tint]
+    hue_turns: float
+    saturation: float
+    grain_scale: float
+    grain_contrast: float
+    plaster_contrast: float
+    texture_scale: float
+    tile_size: float
+    stain: np.ndarray
+    stain_amount: float
+    accent_hue: float
+
+
+@dataclass(frozen=True)
+class _Style:
+    """A scene's theme and its appearance random stream (separate from the geometry stream, so
+    the layout of every scene is drawn exactly as without themes)."""
+
+    theme: Theme
+    rng: np.random.Generator
+
+    def recolour(self, name: str, rgb: np.ndarray) -> np.ndarray:
+        """``rgb`` (3,) recoloured by the theme's tint of class ``name`` (one jitter draw)."""
+        return self.theme.tints[name].apply(rgb, self.rng)
+
+
+def _log_uniform(rng: np.random.Generator, lo: float, hi: float) -> float:
+    return float(np.exp(rng.uniform(np.log(lo), np.log(hi))))
+
+
+def theme(index: int) -> Theme:
+    """Appearance theme ``index`` (0 ≤ index < :data:`APPEARANCE_THEMES`): a pure function of the
+    index (its own random generator), so train and val scenes share the same themes."""
+    rng = np.random.default_rng([_THEME_SEED, index])
+    tints = {}
+    for name, (hue, jitter, sat, sat_add, val) in _TINT_RANGES.items():
+        tints[name] = Tint(hue=float(rng.uniform(-hue, hue)), hue_jitter=jitter,
+                           saturation=float(rng.uniform(*sat)),
+                           saturation_add=float(rng.uniform(*sat_add)),
+                           value=float(rng.uniform(*val)))
+    stain = colorsys.hsv_to_rgb(rng.random(), rng.uniform(0.0, 0.8), rng.uniform(0.1, 0.9))
+    return Theme(tints=tints, hue_turns=float(rng.uniform(-0.5, 0.5)),
+                 saturation=float(rng.uniform(0.5, 1.4)),
+                 grain_scale=_log_uniform(rng, 0.3, 5.0),
+                 grain_contrast=float(rng.uniform(0.15, 0.9)),
+                 plaster_contrast=float(rng.uniform(0.1, 0.7)),
+                 texture_scale=_log_uniform(rng, 0.4, 4.0),
+                 tile_size=float(rng.uniform(0.25, 1.2)), stain=np.array(stain, np.float32),
+                 stain_amount=float(rng.uniform(0.0, 0.35)) if rng.random() < 0.6 else 0.0,
+                 accent_hue=float(rng.random()))
+
+
+def _colour_matrix(hue_turns: float, saturation: float) -> np.ndarray:
+    """(3, 3) float32 linear RGB map: rotation by ``hue_turns`` about the grey axis (1, 1, 1) and
+    scaling of the chroma by ``saturation`` (grey stays grey; hue rotation of a camera response)."""
+    theta = 2.0 * np.pi * hue_turns
+    grey = np.full((3, 3), 1.0 / 3.0)
+    k = np.array([[0.0, -1.0, 1.0], [1.0, 0.0, -1.0], [-1.0, 1.0, 0.0]]) / np.sqrt(3.0)
+    chroma = np.cos(theta) * (np.eye(3) - grey) + np.sin(theta) * k
+    return (grey + saturation * chroma).astype(np.float32)
+
+
 # ----------------------------------------------------------------------------------- the sampler
 
 def _facade_row(rng: np.random.Generator, axis: str, offset: float, start: float, stop: float,
-                kinds_p: tuple[float, float, float], light: float) -> FacadeRow:
-    """Segments [start, stop) along ``axis``: building / vegetation / gap with probabilities."""
-    starts, ends, tops, kinds, albedo = [], [], [], [], []
+                kinds_p: tuple[float, float, float], light: float, style: _Style) -> FacadeRow:
+    """Segments [start, stop) along ``axis``: building / vegetation / gap with probabilities;
+    colours and textures from the scene's ``style``."""
+    look, arng = style.theme, style.rng
+    starts, ends, tops, kinds, albedo, accent = [], [], [], [], [], []
     floor_h, pitch, win_w, win_h, shop = [], [], [], [], []
     pos = start
     while pos < stop:
         kind = rng.choice([_BUILDING, _VEGETATION, 0], p=kinds_p)
         if kind == _BUILDING:
             length, top = rng.uniform(8.0, 28.0), rng.uniform(7.0, 26.0)
-            colour = _pick(rng, _FACADE_PALETTE, _FACADE_WEIGHTS, 0.06)
+            colour = style.recolour("building", _pick(rng, _FACADE_PALETTE, _FACADE_WEIGHTS, 0.06))
         elif kind == _VEGETATION:
             length, top = rng.uniform(6.0, 20.0), rng.uniform(2.5, 9.0)
-            colour = _pick(rng, _VEGETATION_PALETTE, None, 0.04)
+            colour = style.recolour("vegetation", _pick(rng, _VEGETATION_PALETTE, None, 0.04))
         else:
             length, top = rng.uniform(3.0, 9.0), 0.0
             colour = np.zeros(3, np.float32)
@@ -291,6 +444,8 @@ def _facade_row(rng: np.random.Generator, axis: str, offset: float, start: float
         win_w.append(p * rng.uniform(0.35, 0.65))
         win_h.append(fh * rng.uniform(0.4, 0.65))
         shop.append(rng.random() < 0.5)
+        accent.append(colorsys.hsv_to_rgb((look.accent_hue + arng.uniform(-0.08, 0.08)) % 1.0,
+                                          arng.uniform(0.3, 1.0), arng.uniform(0.2, 1.0)))
         pos += length
     f32 = np.float32
     return FacadeRow(axis=axis, offset=float(offset), starts=np.array(starts), ends=np.array(ends),
@@ -298,7 +453,10 @@ def _facade_row(rng: np.random.Generator, axis: str, offset: float, start: float
                      albedo=np.array(albedo, dtype=f32), floor_height=np.array(floor_h, f32),
                      window_pitch=np.array(pitch, f32), window_width=np.array(win_w, f32),
                      window_height=np.array(win_h, f32), shop=np.array(shop, dtype=bool),
-                     light=float(light), seed=int(rng.integers(1 << 30)))
+                     light=float(light), seed=int(rng.integers(1 << 30)),
+                     accent=np.array(accent, dtype=f32),
+                     plaster_contrast=look.plaster_contrast * float(arng.uniform(0.8, 1.25)),
+                     texture_scale=look.texture_scale * float(arng.uniform(0.8, 1.25)))
 
 
 def _visible_z(rng: np.random.Generator, x: float, z_min: float, z_max: float,
@@ -308,27 +466,29 @@ def _visible_z(rng: np.random.Generator, x: float, z_min: float, z_max: float,
     return float(rng.uniform(lo, max(lo + 1.0, z_max)))
 
 
-def _person(rng: np.random.Generator, x: float, z: float) -> Sprite:
+def _person(rng: np.random.Generator, x: float, z: float, style: _Style) -> Sprite:
     height = rng.uniform(1.5, 1.95)
     side_view = bool(rng.random() < 0.45)
     half = 0.22 * height / 1.75
     params = {
         "height": height, "side_view": side_view, "stride": float(rng.uniform(0.0, 1.0)),
-        "top": _pick(rng, _CLOTHES_PALETTE), "bottom": _pick(rng, _CLOTHES_PALETTE),
+        "top": style.recolour("person", _pick(rng, _CLOTHES_PALETTE)),
+        "bottom": style.recolour("person", _pick(rng, _CLOTHES_PALETTE)),
         "skin": _pick(rng, _SKIN_PALETTE, None, 0.03), "hair": _pick(rng, _CLOTHES_PALETTE[:3]),
         "bag": bool(rng.random() < 0.3), "seed": int(rng.integers(1 << 30)),
     }
     return Sprite("person", x, z, (-half - 0.12, half + 0.12, height), params)
 
 
-def _car(rng: np.random.Generator, x: float, z: float, oncoming: bool) -> Sprite:
+def _car(rng: np.random.Generator, x: float, z: float, oncoming: bool,
+         style: _Style) -> Sprite:
     van = bool(rng.random() < 0.15)
     width = rng.uniform(1.65, 1.95) + (0.1 if van else 0.0)
     length = rng.uniform(3.8, 4.9) + (0.4 if van else 0.0)
     roof = rng.uniform(1.85, 2.1) if van else rng.uniform(1.35, 1.6)
     params = {
         "width": width, "length": length, "roof": roof, "body_top": rng.uniform(0.85, 1.05),
-        "van": van, "oncoming": oncoming, "colour": _pick(rng, _CAR_PALETTE, _CAR_WEIGHTS, 0.04),
+        "van": van, "oncoming": oncoming, "colour": style.recolour("car", _pick(rng, _CAR_PALETTE, _CAR_WEIGHTS, 0.04)),
         "seed": int(rng.integers(1 << 30)),
     }
     return Sprite("car", x, z, (-width / 2, width / 2, roof), params)
@@ -348,19 +508,21 @@ def _sign(rng: np.random.Generator, x: float, z: float, with_post: bool) -> Spri
     return Sprite("sign", x, z, (-half, half, bottom + size * 1.05), params)
 
 
-def _pole(rng: np.random.Generator, x: float, z: float, arm_dir: float, lamp: bool) -> Sprite:
+def _pole(rng: np.random.Generator, x: float, z: float, arm_dir: float, lamp: bool,
+          style: _Style) -> Sprite:
     height = rng.uniform(5.0, 8.5) if lamp else rng.uniform(1.0, 3.0)
     width = rng.uniform(0.14, 0.28) if lamp else rng.uniform(0.10, 0.18)
     arm = rng.uniform(0.8, 2.0) if lamp else 0.0
-    colour = _pick(rng, np.array([(0.45, 0.46, 0.47), (0.25, 0.27, 0.26), (0.12, 0.14, 0.13),
-                                  (0.20, 0.28, 0.22)], np.float32), None, 0.03)
+    colour = style.recolour("pole", _pick(rng, np.array([
+        (0.45, 0.46, 0.47), (0.25, 0.27, 0.26), (0.12, 0.14, 0.13), (0.20, 0.28, 0.22)],
+        np.float32), None, 0.03))
     params = {"height": height, "width": width, "arm": arm * arm_dir, "colour": colour,
               "seed": int(rng.integers(1 << 30))}
     lo, hi = min(-width, arm * arm_dir - 0.3), max(width, arm * arm_dir + 0.3)
     return Sprite("pole", x, z, (lo, hi, height + 0.1), params)
 
 
-def _tree(rng: np.random.Generator, x: float, z: float) -> Sprite:
+def _tree(rng: np.random.Generator, x: float, z: float, style: _Style) -> Sprite:
     crown_r = rng.uniform(1.2, 2.8)
     crown_c = rng.uniform(2.2, 3.8) + crown_r
     n = int(rng.integers(3, 6))
@@ -369,7 +531,7 @@ def _tree(rng: np.random.Generator, x: float, z: float) -> Sprite:
                       rng.uniform(0.55, 0.85, n) * crown_r], axis=1)
     params = {"trunk_width": rng.uniform(0.18, 0.4), "crown_top": crown_c, "blobs": blobs,
               "trunk": _pick(rng, np.array([(0.32, 0.25, 0.18), (0.40, 0.36, 0.30)], np.float32)),
-              "leaves": _pick(rng, _VEGETATION_PALETTE, None, 0.05),
+              "leaves": style.recolour("vegetation", _pick(rng, _VEGETATION_PALETTE, None, 0.05)),
               "seed": int(rng.integers(1 << 30))}
     ext = float(np.max(np.abs(blobs[:, 0]) + blobs[:, 2])) * 1.2
     return Sprite("tree", x, z, (-ext, ext, float(np.max(blobs[:, 1] + blobs[:, 2])) * 1.1),
@@ -391,6 +553,9 @@ def sample_city_scene(rng: np.random.Generator, height: int, width: int) -> City
                         mount_height=float(rng.uniform(1.25, 1.6)))
     tan_half = (width / 2.0) / cam.fx
     speed = float(rng.uniform(5.0, 12.0))
+    arng = rng.spawn(1)[0]  # appearance stream; spawning leaves rng's own stream unchanged
+    style = _Style(theme(int(arng.integers(APPEARANCE_THEMES))), arng)
+    look = style.theme
 
     # street layout
     lane_w = rng.uniform(2.9, 3.5)
@@ -408,16 +573,22 @@ def sample_city_scene(rng: np.random.Generator, height: int, width: int) -> City
         z0 = rng.uniform(8.0, 40.0)
         crossing = (z0, z0 + rng.uniform(3.0, 5.0))
     road_grey = rng.uniform(0.24, 0.42)
+    road_rgb = np.clip(road_grey + rng.uniform(-0.025, 0.025, 3), 0, 1).astype(np.float32)
     street = Street(
         road_left=road_l, road_right=road_r, dashed_lines=tuple(lane_edges[1:-1]),
-        road_albedo=np.clip(road_grey + rng.uniform(-0.025, 0.025, 3), 0, 1).astype(np.float32),
-        sidewalk_albedo=_pick(rng, np.array([(0.60, 0.60, 0.58), (0.68, 0.64, 0.56),
-                                             (0.58, 0.42, 0.38), (0.50, 0.50, 0.52)],
-                                            np.float32), None, 0.04),
-        kerb_albedo=_pick(rng, np.array([(0.70, 0.70, 0.70), (0.48, 0.48, 0.50)], np.float32)),
+        road_albedo=style.recolour("road", road_rgb),
+        sidewalk_albedo=style.recolour("sidewalk", _pick(rng, np.array([
+            (0.60, 0.60, 0.58), (0.68, 0.64, 0.56), (0.58, 0.42, 0.38), (0.50, 0.50, 0.52)],
+            np.float32), None, 0.04)),
+        kerb_albedo=style.recolour("sidewalk", _pick(rng, np.array(
+            [(0.70, 0.70, 0.70), (0.48, 0.48, 0.50)], np.float32))),
         marking_albedo=np.array([0.86, 0.86, 0.84], np.float32) * rng.uniform(0.8, 1.0),
-        tile_size=float(rng.uniform(0.4, 0.9)), crossing=crossing,
-        seed=int(rng.integers(1 << 30)))
+        tile_size=look.tile_size * float(rng.uniform(0.85, 1.15)), crossing=crossing,
+        seed=int(rng.integers(1 << 30)),
+        grain_scale=look.grain_scale * float(arng.uniform(0.8, 1.25)),
+        grain_contrast=look.grain_contrast, stain_albedo=look.stain,
+        stain_amount=look.stain_amount * float(arng.uniform(0.5, 1.5)),
+        stain_scale=float(arng.uniform(1.0, 6.0)))
 
     # lighting
     sunny = rng.random() < 0.7
@@ -432,31 +603,35 @@ def sample_city_scene(rng: np.random.Generator, height: int, width: int) -> City
               else np.array([0.68, 0.70, 0.74], np.float32)) + rng.uniform(-0.05, 0.05, 3)
     horizon = (np.array([0.75, 0.82, 0.92], np.float32) if sunny
                else np.array([0.82, 0.83, 0.85], np.float32)) + rng.uniform(-0.04, 0.04, 3)
+    zenith = style.recolour("sky", np.clip(zenith, 0, 1))
+    horizon = style.recolour("sky", np.clip(horizon, 0, 1))
     bonnet = None
     if rng.random() < 0.5:
         bonnet = (float(rng.uniform(0.07, 0.14)),
-                  _pick(rng, _CAR_PALETTE[[0, 2, 3, 4, 5]], None, 0.03))
+                  _pick(rng, _CAR_PALETTE[[0, 2, 3, 5]], None, 0.03))
     lighting = Lighting(
         shadow_side=shadow_side, shadow_slope=float(rng.uniform(0.2, 0.9)), shadow_tint=tint,
         zenith=np.clip(zenith, 0, 1).astype(np.float32),
         horizon=np.clip(horizon, 0, 1).astype(np.float32),
         cloudiness=float(rng.uniform(0.0, 0.8)), sky_seed=int(rng.integers(1 << 30)),
-        gain=float(rng.uniform(0.7, 1.3)),
-        white_balance=np.exp(rng.normal(0.0, 0.07, 3)).astype(np.float32),
-        gamma=float(rng.uniform(0.8, 1.25)), noise_sigma=float(rng.uniform(0.003, 0.015)),
-        bonnet=bonnet)
+        gain=float(np.exp(rng.uniform(np.log(0.5), np.log(1.6)))),
+        white_balance=np.exp(rng.normal(0.0, 0.15, 3)).astype(np.float32),
+        gamma=float(np.exp(rng.uniform(np.log(0.65), np.log(1.6)))),
+        noise_sigma=float(rng.uniform(0.003, 0.015)), bonnet=bonnet,
+        colour_matrix=_colour_matrix(look.hue_turns + float(arng.uniform(-0.03, 0.03)),
+                                     look.saturation * float(arng.uniform(0.85, 1.15))))
 
     # facades: front rows on both sides, optional rows set back, optional row across the street
     p_front = (0.74, 0.15, 0.11)
-    facades = [_facade_row(rng, "z", facade_l, -40.0, 260.0, p_front, light_l),
-               _facade_row(rng, "z", facade_r, -40.0, 260.0, p_front, light_r)]
+    facades = [_facade_row(rng, "z", facade_l, -40.0, 260.0, p_front, light_l, style),
+               _facade_row(rng, "z", facade_r, -40.0, 260.0, p_front, light_r, style)]
     for side, x_front, light in ((-1, facade_l, light_l), (1, facade_r, light_r)):
         if rng.random() < 0.6:
             facades.append(_facade_row(rng, "z", x_front + side * rng.uniform(6.0, 20.0),
-                                       -40.0, 260.0, (0.9, 0.1, 0.0), light * 0.95))
+                                       -40.0, 260.0, (0.9, 0.1, 0.0), light * 0.95, style))
     if rng.random() < 0.55:
         facades.append(_facade_row(rng, "x", rng.uniform(60.0, 140.0), -160.0, 160.0,
-                                   (0.85, 0.1, 0.05), 0.9))
+                                   (0.85, 0.1, 0.05), 0.9, style))
 
     sprites: list[Sprite] = []
     shadows: list[tuple[float, float, float, float, float]] = []
@@ -468,7 +643,7 @@ def sample_city_scene(rng: np.random.Generator, height: int, width: int) -> City
         return all(x1 < a0 or x0 > a1 or z1 < b0 or z0 > b1 for a0, a1, b0, b1 in occupied)
 
     def add_car(x: float, z: float, oncoming: bool) -> None:
-        car = _car(rng, x, z, oncoming)
+        car = _car(rng, x, z, oncoming, style)
         w, length = car.params["width"], car.params["length"]
         if free(x - w / 2 - 0.2, x + w / 2 + 0.2, z - 1.0, z + length + 1.0):
             occupied.append((x - w / 2, x + w / 2, z, z + length))
@@ -505,7 +680,7 @@ def sample_city_scene(rng: np.random.Generator, height: int, width: int) -> City
         for k in range(group):
             xk, zk = x + k * rng.uniform(0.5, 0.8), z + k * rng.uniform(-0.5, 0.8)
             if free(xk - 0.3, xk + 0.3, zk - 0.3, zk + 0.3):
-                sprites.append(_person(rng, xk, zk))
+                sprites.append(_person(rng, xk, zk, style))
                 shadows.append((xk, zk + 0.1, 0.35, 0.3, 0.4))
 
     # street lamps, posts, traffic signs, trees along the kerbs
@@ -516,17 +691,19 @@ def sample_city_scene(rng: np.random.Generator, height: int, width: int) -> City
             spacing = rng.uniform(14.0, 30.0)
             while z < _MAX_KERB_Z:
                 if z >= _MIN_KERB_Z:
-                    sprites.append(_pole(rng, kerb - side * 0.5, z, -float(side), lamp=True))
+                    sprites.append(_pole(rng, kerb - side * 0.5, z, -float(side), lamp=True,
+                                         style=style))
                 z += spacing
         for _ in range(int(rng.integers(0, 3))):
             x = kerb - side * rng.uniform(0.3, 0.7)
-            sprites.append(_pole(rng, x, _visible_z(rng, x, 4.0, 40.0, tan_half), 0.0, False))
+            sprites.append(_pole(rng, x, _visible_z(rng, x, 4.0, 40.0, tan_half), 0.0, False,
+                                 style))
         if rng.random() < 0.6:
             z = rng.uniform(-5.0, 5.0)
             spacing = rng.uniform(7.0, 14.0)
             x_tree = kerb - side * rng.uniform(0.8, 1.4)
             while z < _MAX_KERB_Z:
-                tree = _tree(rng, x_tree, z + rng.uniform(-1.0, 1.0))
+                tree = _tree(rng, x_tree, z + rng.uniform(-1.0, 1.0), style)
                 z += spacing
                 if tree.z < _MIN_KERB_Z:
                     continue
