@@ -365,12 +365,16 @@ def _methods_body(cfg, entries, values, seeds, metric, out: Path, runs, sweep_di
               "| method | method − few (points) | share of the gap closed (%) | verdict | paper |",
               "|---|---:|---:|---|---|"]
     for m in methods:
+        nets = {run.get("eval_net") for job in m.jobs(seeds)
+                if (run := runs.get(job.run_dir(sweep_dir).resolve())) is not None}
+        nets.discard(None)
+        evaluated = f" (evaluates the {'/'.join(sorted(nets))})" if nets else ""
         diff = paired(values[(m.name, m.split)], few)
         share = {s: diff[s] / gap[s] for s in diff if s in gap and gap[s] != 0}
         d_mean = mean_std(list(diff.values()))[0]
         verdict = ("—" if math.isnan(d_mean) else "beats the few-label baseline" if d_mean > 0
                    else "LOSES to the few-label baseline" if d_mean < 0 else "ties")
-        lines.append(f"| {m.label or m.name} | {_pm(list(diff.values()), sign=True)} | "
+        lines.append(f"| {m.label or m.name}{evaluated} | {_pm(list(diff.values()), sign=True)} | "
                      f"{_pm(list(share.values()), digits=1, sign=True)} | {verdict} | "
                      f"{m.paper or '—'} |")
     bars = [(f"few ({few_e.split})", _per_class(few_e, seeds, runs, sweep_dir, f"{stage}/IoU/")),

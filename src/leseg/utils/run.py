@@ -14,7 +14,8 @@ __all__ = ["run_info"]
 
 
 def run_info(cfg: DictConfig | dict) -> dict[str, Any]:
-    """The identifiers of a run: task, experiment, method, model, data, split, seed.
+    """The identifiers of a run: task, experiment, method, model, data, split, seed, and which
+    network a mean-teacher method evaluates (``eval_net``: teacher | student; None for others).
 
     Args:
         cfg: a composed config or the plain training config stored in a checkpoint; missing
@@ -30,4 +31,5 @@ def run_info(cfg: DictConfig | dict) -> dict[str, Any]:
         "data": data.get("name"),
         "split": str(data.get("split")),
         "seed": get("seed"),
+        "eval_net": (get("method") or {}).get("eval_net"),
     }
