@@ -39,6 +39,27 @@ CSR walk now overtakes the dense squarings already near n = 1000
 pseudo-masks stay bit-identical to those made before; pass ``dense=False`` for the faster path."""
 
 
+def _matrix_entries(aff: torch.Tensor, h: int, w: int, radius: int, beta: float
+                    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(rows, cols, values) of A^∘β with unit diagonal: each pair (i, j) as (i, j) and (j, i),
+    then the n self-loops; on ``aff``'s device.
+
+    Raises:
+        ValueError: ``aff`` does not have the (K, N) shape of the grid's pair set.
+    """
+    src, dst = pair_indices(h, w, radius)
+    if aff.shape != dst.shape:
+        raise ValueError(f"affinities {tuple(aff.shape)} do not match the {h}x{w} grid's pair set "
+                         f"{tuple(dst.shape)} (radius {radius})")
+    n, device = h * w, aff.device
+    src = src.to(device).expand_as(dst).reshape(-1)
+    dst = dst.to(device).reshape(-1)
+    vals = aff.reshape(-1).pow(beta)
+    diag = torch.arange(n, device=device)
+    return (torch.cat([src, dst, diag]), torch.cat([dst, src, diag]),
+            torch.cat([vals, vals, torch.ones(n, device=device, dtype=vals.dtype)]))
+
+
 def affinity_matrix(aff: torch.Tensor, h: int, w: int, radius: int = RADIUS, beta: float = BETA,
                     dense: bool = True) -> torch.Tensor:
     """The symmetric (n, n) affinity matrix A^∘β with unit diagonal, n = h·w.
@@ -54,21 +75,10 @@ def affinity_matrix(aff: torch.Tensor, h: int, w: int, radius: int = RADIUS, bet
     Raises:
         ValueError: ``aff`` does not have the (K, N) shape of the grid's pair set.
     """
-    src, dst = pair_indices(h, w, radius)
-    if aff.shape != dst.shape:
-        raise ValueError(f"affinities {tuple(aff.shape)} do not match the {h}x{w} grid's pair set "
-                         f"{tuple(dst.shape)} (radius {radius})")
-    n = h * w
-    device = aff.device
-    src = src.to(device).expand_as(dst).reshape(-1)
-    dst = dst.to(device).reshape(-1)
-    vals = aff.reshape(-1).pow(beta)
-    diag = torch.arange(n, device=device)
-    rows = torch.cat([src, dst, diag])
-    cols = torch.cat([dst, src, diag])
-    values = torch.cat([vals, vals, torch.ones(n, device=device, dtype=vals.dtype)])
+    rows, cols, values = _matrix_entries(aff, h, w, radius, beta)
+    n, device = h * w, aff.device
     if dense:
-        mat = torch.zeros(n, n, device=device, dtype=vals.dtype)
+        mat = torch.zeros(n, n, device=device, dtype=values.dtype)
         mat.index_put_((rows, cols), values, accumulate=True)
         return mat
     return torch.sparse_coo_tensor(torch.stack([rows, cols]), values, (n, n),
@@ -137,20 +147,12 @@ def _transition_t_scipy(aff: torch.Tensor, h: int, w: int, radius: int, beta: fl
     import numpy as np
     from scipy import sparse
 
-    src, dst = pair_indices(h, w, radius)
-    if aff.shape != dst.shape:
-        raise ValueError(f"affinities {tuple(aff.shape)} do not match the {h}x{w} grid's pair set "
-                         f"{tuple(dst.shape)} (radius {radius})")
+    rows, cols, values = (t.detach().cpu().numpy()
+                          for t in _matrix_entries(aff, h, w, radius, beta))
     n = h * w
-    src = src.expand_as(dst).reshape(-1).numpy()
-    dst = dst.reshape(-1).numpy()
-    vals = aff.detach().reshape(-1).pow(beta).numpy()
-    diag = np.arange(n)
-    mat = sparse.coo_matrix(
-        (np.concatenate([vals, vals, np.ones(n, dtype=vals.dtype)]),
-         (np.concatenate([src, dst, diag]), np.concatenate([dst, src, diag]))),
-        shape=(n, n)).tocsr()  # duplicates (none in the pair set) would be summed
-    colsum = np.asarray(mat.sum(axis=0), dtype=vals.dtype).reshape(-1)
+    mat = sparse.coo_matrix((values, (rows, cols)), shape=(n, n)).tocsr()
+    # (duplicates, none in the pair set, would be summed)
+    colsum = np.asarray(mat.sum(axis=0), dtype=values.dtype).reshape(-1)
     rows = np.repeat(np.arange(n), np.diff(mat.indptr))
     mat.data /= colsum[rows]
     return mat
