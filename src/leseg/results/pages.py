@@ -169,6 +169,8 @@ def _pm(values: Sequence[float], scale: float = 100.0, digits: int = 2, sign: bo
     if n == 0:
         return "—"
     fmt = f"{{:{'+' if sign else ''}.{digits}f}}"
+    if n == 1:  # no spread to show from one seed
+        return f"{fmt.format(scale * m)} (1 seed)"
     return f"{fmt.format(scale * m)} ± {scale * s:.{digits}f}"
 
 
@@ -212,8 +214,14 @@ def _curve_plot(xs: list[float], values: list[dict[int, float]], labels: list[st
     ax.errorbar([p[0] for p in pts], [100 * p[1] for p in pts], yerr=[100 * p[2] for p in pts],
                 marker="o", capsize=3)
     for x, m, _, lab in pts:
-        ax.annotate(lab, (x, 100 * m), textcoords="offset points", xytext=(4, -12), fontsize=8)
+        ax.annotate(lab, (x, 100 * m), textcoords="offset points", xytext=(4, 6), fontsize=8)
     ax.set_xscale("log")
+    ax.minorticks_off()
+    ax.set_xticks([p[0] for p in pts], [f"{p[0]:g}" for p in pts])
+    lo = min(100 * (p[1] - p[2]) for p in pts)
+    hi = max(100 * (p[1] + p[2]) for p in pts)
+    pad = max(0.0, 10.0 - (hi - lo)) / 2 + 1.0  # show at least a 10-point span: no zoomed noise
+    ax.set_ylim(lo - pad, hi + pad)
     ax.set_xlabel("labelled images (log scale)")
     ax.set_ylabel(ylabel)
     ax.set_title(title, fontsize=10)
