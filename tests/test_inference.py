@@ -181,3 +181,24 @@ def test_predictor_works_under_inference_mode() -> None:
 def test_predictor_argument_errors(kwargs: dict, needle: str) -> None:
     with pytest.raises(ValueError, match=needle.replace("(", r"\(").replace(")", r"\)")):
         Predictor(**kwargs)
+
+
+def test_inference_scale_resizes_the_input_and_scales_the_tta_passes() -> None:
+    """``inference.scale`` 1/3: the single-scale pass sees the frame at a third of its size
+    (12x18 -> 4x6) with logits back at the label size; the TTA scales are relative to it."""
+    from leseg.methods.base import _predictor
+
+    model = pixelwise_model()
+    images = torch.randn(1, 3, 12, 18)
+    cfg = {"mode": "whole", "scale": 1 / 3, "tta": {"scales": [1.0, 2.0], "flip": False}}
+    with torch.no_grad():
+        probs = _predictor(cfg, tta=False)(model, images, out_size=(12, 18))
+        small = model(F.interpolate(images, size=(4, 6), mode="bilinear", align_corners=False))
+        twice = model(F.interpolate(images, size=(8, 12), mode="bilinear", align_corners=False))
+    up = [F.interpolate(z, size=(12, 18), mode="bilinear", align_corners=False).softmax(dim=1)
+          for z in (small, twice)]
+    assert torch.allclose(probs, up[0], atol=1e-6)
+    assert _predictor(cfg, tta=True).scales == pytest.approx((1 / 3, 2 / 3))
+    assert _predictor({"mode": "whole"}, tta=False).scales == (1.0,)
+    with pytest.raises(ValueError, match="inference.scale must be a positive number, got 0"):
+        _predictor({"mode": "whole", "scale": 0}, tta=False)

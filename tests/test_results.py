@@ -11,7 +11,7 @@ from omegaconf import OmegaConf
 
 from leseg.results import jobs as jobs_mod
 from leseg.results.jobs import Job, JobFailed, run_jobs
-from leseg.results.pages import PageConfigError, build_jobs, load_page, render_page
+from leseg.results.pages import PageConfigError, build_jobs, build_steps, load_page, render_page
 
 METHODS_PAGE = """
 kind: methods
@@ -119,7 +119,7 @@ def test_page_config_errors_name_the_file_and_key(tmp_path: Path) -> None:
     with pytest.raises(PageConfigError, match=r"toy.yaml: missing key 'seeds'"):
         load_page(_page(tmp_path, "kind: curve\ntitle: t\nout: {out}\nmetric: m\n"))
     with pytest.raises(PageConfigError, match="kind must be one of"):
-        load_page(_page(tmp_path, "kind: table\n"))
+        load_page(_page(tmp_path, "kind: plot\n"))
     bad = METHODS_PAGE.replace("few: {{experiment: sup_semi, split: 20}}",
                                "few: {{experiment: sup_semi}}")
     with pytest.raises(PageConfigError, match=r"supervised.few: missing key 'split'"):
@@ -138,7 +138,7 @@ def test_jobs_skip_finished_runs_and_report_failures(tmp_path: Path, monkeypatch
                                          "trainer.max_epochs=3"]
     sweep = tmp_path / "sweep"
     _metrics(jobs[0].run_dir(sweep), 0.4)
-    monkeypatch.setattr(jobs_mod, "prepare_data", lambda jobs, extra=(), make_splits=None: None)
+    monkeypatch.setattr(jobs_mod, "prepare_data", lambda *a, **k: None)
     fake = tmp_path / "fake_train.py"  # stands in for the interpreter: writes metrics.json
     fake.write_text(
         "import json, sys, pathlib\n"
@@ -147,7 +147,7 @@ def test_jobs_skip_finished_runs_and_report_failures(tmp_path: Path, monkeypatch
         "d = pathlib.Path(args['hydra.sweep.dir']) / args['hydra.sweep.subdir']\n"
         "d.mkdir(parents=True, exist_ok=True)\n"
         "(d / 'metrics.json').write_text(json.dumps({'metrics': {'test/mIoU': 0.5}}))\n")
-    monkeypatch.setattr(Job, "command", lambda self, sweep_dir, python, extra=(): [
+    monkeypatch.setattr(Job, "command", lambda self, sweep_dir, python, extra=(), step_dir=None: [
         sys.executable, str(fake), *self.hydra_overrides(), *extra,
         f"hydra.sweep.dir={self.run_dir(sweep_dir).parent}",
         f"hydra.sweep.subdir={self.run_dir(sweep_dir).name}"])
@@ -166,3 +166,146 @@ def test_the_committed_page_configs_load() -> None:
         _, cfg = load_page(path)
         assert build_jobs(cfg), path
         assert OmegaConf.select(cfg, "out").startswith("docs/results/"), path
+
+
+STEPS_PAGE = """
+kind: methods
+title: Toy pretraining
+out: {out}
+metric: test/mIoU
+seeds: [0, 1]
+steps:
+  pretrain: {{train: byol, per_seed: false}}
+  export:
+    module: leseg.export
+    args: ["{{step:pretrain}}/last.ckpt", "--out", "{{dir}}/backbone.pth"]
+    done: backbone.pth
+    per_seed: false
+  probe: {{stage: probe, overrides: ["stage.ckpt={{step:pretrain}}/last.ckpt", "stage.seed={{seed}}"], done: result.json}}
+supervised:
+  few: {{experiment: sup, split: 20}}
+  full: {{experiment: sup, split: full}}
+methods:
+  - {{experiment: sup, split: 20, name: byol, overrides: ["model.backbone.weights={{step:export}}/backbone.pth"]}}
+"""
+
+FAKE_PYTHON = """#!{python}
+import json, pathlib, sys
+argv = sys.argv[1:]
+log = pathlib.Path({log!r})
+with log.open("a") as f:
+    f.write(" ".join(argv) + "\\n")
+args = dict(a.split("=", 1) for a in argv if "=" in a)
+if argv[0].endswith("train.py"):
+    if args.get("experiment") == "byol" and {fail_pretrain}:
+        sys.exit(5)
+    d = pathlib.Path(args["hydra.sweep.dir"]) / args["hydra.sweep.subdir"]
+    d.mkdir(parents=True, exist_ok=True)
+    (d / "metrics.json").write_text(json.dumps({{"metrics": {{"test/mIoU": 0.5}}}}))
+elif argv[:2] == ["-m", "leseg.stages"]:
+    d = pathlib.Path(args["hydra.run.dir"])
+    (d / "result.json").write_text(json.dumps({{"mIoU": 0.25 + 0.01 * int(args["stage.seed"])}}))
+else:  # python -m leseg.export <ckpt> --out <file>
+    assert pathlib.Path(argv[2]).parent.joinpath("metrics.json").is_file(), "pretrain not done"
+    pathlib.Path(argv[4]).write_text("weights")
+"""
+
+
+def _fake_python(tmp_path: Path, fail_pretrain: bool = False) -> tuple[Path, Path]:
+    log = tmp_path / "calls.log"
+    fake = tmp_path / "fakepy"
+    fake.write_text(FAKE_PYTHON.format(python=sys.executable, log=str(log),
+                                       fail_pretrain=fail_pretrain))
+    fake.chmod(0o755)
+    return fake, log
+
+
+def test_steps_run_once_before_the_jobs_that_refer_to_them(tmp_path: Path, monkeypatch) -> None:
+    """A shared pretraining run, its export and a per-seed stage run before the jobs that name
+    them; their directories are substituted; a second run starts nothing."""
+    _, cfg = load_page(_page(tmp_path, STEPS_PAGE))
+    steps = build_steps(cfg)
+    assert [(st.name, st.seed) for st in steps] == [("pretrain", None), ("export", None),
+                                                    ("probe", 0), ("probe", 1)]
+    monkeypatch.setattr(jobs_mod, "prepare_data", lambda *a, **k: None)
+    fake, log = _fake_python(tmp_path)
+    sweep = tmp_path / "sweep"
+    ran = run_jobs(build_jobs(cfg), sweep, lanes=2, python=str(fake), steps=steps)
+    assert len(ran) == 4 + 6
+    calls = log.read_text().splitlines()
+    first_use = min(i for i, c in enumerate(calls) if "backbone.weights=" in c)
+    export = next(i for i, c in enumerate(calls) if c.startswith("-m leseg.export"))
+    pretrain = next(i for i, c in enumerate(calls) if "experiment=byol" in c)
+    assert pretrain < export < first_use
+    weights = sweep / "steps" / "export" / "shared" / "backbone.pth"
+    assert weights.is_file() and f"model.backbone.weights={weights}" in calls[first_use]
+    assert "stage.seed=1" in " ".join(calls) and "{seed}" not in " ".join(calls)
+    assert run_jobs(build_jobs(cfg), sweep, lanes=2, python=str(fake), steps=steps) == []
+
+
+def test_a_failed_step_stops_the_jobs_that_need_it(tmp_path: Path, monkeypatch) -> None:
+    _, cfg = load_page(_page(tmp_path, STEPS_PAGE))
+    monkeypatch.setattr(jobs_mod, "prepare_data", lambda *a, **k: None)
+    fake, log = _fake_python(tmp_path, fail_pretrain=True)
+    with pytest.raises(JobFailed, match=r"step pretrain \(log .*step_pretrain_shared.log\).*"
+                                        r"step export \(not started: a step it needs failed\)"):
+        run_jobs(build_jobs(cfg), tmp_path / "sweep", lanes=1, python=str(fake),
+                 steps=build_steps(cfg))
+    calls = log.read_text()
+    assert "leseg.export" not in calls and "backbone.weights" not in calls
+    assert "experiment=sup data.split=20 seed=0" in calls  # the jobs without the step still ran
+
+
+def test_unknown_step_references_are_config_errors(tmp_path: Path) -> None:
+    bad = STEPS_PAGE.replace("{{step:export}}/backbone.pth", "{{step:exprot}}/backbone.pth")
+    with pytest.raises(PageConfigError, match=r"refers to \{step:exprot\}, which is not in steps"):
+        load_page(_page(tmp_path, bad))
+    bad = STEPS_PAGE.replace("    done: backbone.pth\n", "")
+    with pytest.raises(PageConfigError, match=r"steps.export: a module step needs 'done'"):
+        load_page(_page(tmp_path, bad))
+
+
+TABLE_PAGE = """
+kind: table
+title: Toy pipeline
+out: {out}
+metric: mIoU
+seeds: [0, 1]
+baseline: cam
+steps:
+  cams: {{stage: cams, overrides: [], done: result.json}}
+columns:
+  - {{metric: mIoU, label: "mIoU (%)"}}
+rows:
+  - {{name: cam, label: CAM step, value: {{file: "{{step:cams}}/result.json", key: mIoU}}}}
+  - {{name: rw, label: CAM + RW, value: {{file: "{{step:cams}}/rw.json", key: mIoU}}}}
+"""
+
+
+def test_table_page_reads_step_values_and_pairs_rows_with_their_baseline(tmp_path: Path) -> None:
+    """CAM 25/27, RW 30/28 → +5/+1 = +3.00 ± 2.83 points, by hand."""
+    page, cfg = load_page(_page(tmp_path, TABLE_PAGE))
+    assert build_jobs(cfg) == []
+    sweep = tmp_path / "sweep"
+    for seed, (cam, rw) in enumerate(((0.25, 0.30), (0.27, 0.28))):
+        d = sweep / "steps" / "cams" / f"seed{seed}"
+        d.mkdir(parents=True)
+        (d / "result.json").write_text(json.dumps({"mIoU": cam}))
+        (d / "rw.json").write_text(json.dumps({"mIoU": rw}))
+    text = render_page(page, cfg, sweep, "cmd").read_text()
+    assert "| CAM step | - | 26.00 ± 1.41 |" in text
+    assert "| CAM + RW | CAM step | +3.00 ± 2.83 | above its baseline | — |" in text
+    with pytest.raises(PageConfigError, match="paired against 'nope', which is not a row"):
+        load_page(_page(tmp_path, TABLE_PAGE.replace("baseline: cam", "baseline: nope")))
+
+
+def test_a_row_can_reuse_another_pages_runs(tmp_path: Path) -> None:
+    """`page: camvid_supervised` reads (and would run) the curve's run with that page's budget."""
+    text = METHODS_PAGE.replace("full: {{experiment: sup, split: full}}",
+                                "full: {{experiment: sup, split: full, page: camvid_supervised}}")
+    _, cfg = load_page(_page(tmp_path, text))
+    full = [j for j in build_jobs(cfg) if j.entry == "sup"][0]
+    curve = OmegaConf.load(Path(jobs_mod.REPO, "conf", "results", "camvid_supervised.yaml"))
+    assert full.run_dir(tmp_path) == (Path(jobs_mod.REPO) / "outputs" / "results" /
+                                      "camvid_supervised" / "sup" / "full" / "seed0")
+    assert list(full.overrides) == [str(o) for o in curve.overrides]  # not this page's budget

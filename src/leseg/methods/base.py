@@ -24,11 +24,26 @@ from leseg.metrics.segmentation import SegmentationMetric
 
 
 def _predictor(inference: dict[str, Any] | None, tta: bool) -> Predictor:
+    """Predictor for ``inference`` (conf/inference/): single-scale, or with ``tta`` its TTA passes.
+
+    ``inference.scale`` (default 1.0) resizes the input before the network, as mmseg's test-time
+    ``Resize``; logits are resized back to the label size, so metrics stay at the labels'
+    resolution. The TTA scales are relative to it (mmseg's ms ratios multiply the test scale).
+
+    Raises:
+        ValueError: ``inference.scale`` not a positive number (and see :class:`Predictor`).
+    """
     cfg = dict(inference or {})
     tta_cfg = cfg.pop("tta", None) or {}
+    base = cfg.pop("scale", None)
+    base = 1.0 if base is None else base
+    if not isinstance(base, (int, float)) or isinstance(base, bool) or base <= 0:
+        raise ValueError(f"inference.scale must be a positive number, got {base!r}")
     if tta:
-        cfg["scales"] = tuple(tta_cfg.get("scales", (1.0,)))
+        cfg["scales"] = tuple(float(base) * s for s in tta_cfg.get("scales", (1.0,)))
         cfg["flip"] = bool(tta_cfg.get("flip", False))
+    else:
+        cfg["scales"] = (float(base),)
     return Predictor(**cfg)
 
 

@@ -2,8 +2,9 @@
 write the page.
 
 The page config is ``conf/results/<page>.yaml`` (experiments, label splits, seeds, budget
-overrides, the page's kind and output file). Every job is one ``train.py`` run into
-``<sweep dir>/<entry>/<split>/seed<k>``; finished jobs (with ``metrics.json``) are skipped, so
+overrides, the steps they need, the page's kind and output file). Every job is one ``train.py``
+run into ``<sweep dir>/<entry>/<split>/seed<k>``, every step (pretraining, export, offline stage)
+runs into ``<sweep dir>/steps/<name>/seed<k>``; finished ones are skipped, so
 rerunning the same command resumes an interrupted sweep and then rewrites the page. Extra
 ``key=value`` arguments are Hydra overrides for every job and are part of the command the page
 records.
@@ -17,7 +18,7 @@ import sys
 from pathlib import Path
 
 from leseg.results.jobs import REPO, run_jobs
-from leseg.results.pages import build_jobs, load_page, render_page
+from leseg.results.pages import build_jobs, build_steps, load_page, render_page
 
 
 def main(argv: list[str] | None = None) -> Path | None:
@@ -45,7 +46,7 @@ def main(argv: list[str] | None = None) -> Path | None:
     jobs = build_jobs(cfg)
     if not args.skip_train:
         run_jobs(jobs, sweep_dir, lanes=lanes, extra=args.overrides, dry_run=args.dry_run,
-                 make_splits=cfg.get("make_splits"))
+                 make_splits=cfg.get("make_splits"), steps=build_steps(cfg))
         if args.dry_run:
             return None
     parts = ["python -m leseg.results", page]

@@ -1,6 +1,6 @@
 """Results pages: a page config (``conf/results/<page>.yaml``) → jobs → a generated markdown page.
 
-Two kinds of page:
+Three kinds of page:
 
 - ``curve`` — the supervised curve of one experiment over label splits (same model, crop and
   number of steps at every split), mean ± sample std over seeds, the gap between its two ends
@@ -10,6 +10,15 @@ Two kinds of page:
   and seed the paired difference ``method − few`` and the **share of the gap closed**
   ``(method − few) / (full − few)``, each as mean ± std over seeds; the paper's own figure beside
   ours; per-class IoU bars.
+- ``table`` — rows of one setting without label ends (S5's suggestion types, SSENet's pipeline
+  steps): per row the configured ``columns`` (mean ± std over seeds) and the paired difference of
+  ``metric`` against a baseline row (``baseline``, or a row's own ``vs``).
+
+A row is a training run (``experiment`` + ``split``), a run of another page (``page:``, e.g. the
+supervised curve's ends, measured once and reused), or a value read from a step's JSON file
+(``value: {file, key}``; e.g. the mIoU an offline stage wrote). Page-level ``steps`` (a
+pretraining run, an export, an offline stage) run before the rows that refer to them with
+``{step:<name>}`` (see :mod:`leseg.results.jobs`).
 
 Figures are read from each job's ``metrics.json`` (fractions; pages show percentages). A page is
 written atomically; with missing runs it is refused unless ``partial`` is asked for, and then it
@@ -20,8 +29,10 @@ from __future__ import annotations
 
 import datetime
 import io
+import json
 import math
 import platform
+import re
 import statistics
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -31,12 +42,14 @@ from typing import Any
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from leseg.aggregate import aggregate, load_runs, source_commit, to_markdown
-from leseg.results.jobs import REPO, Job
+from leseg.results.jobs import REPO, Job, Step, substitute
 from leseg.utils.io import atomic_write, atomic_write_text
 
-__all__ = ["Entry", "PageConfigError", "build_jobs", "load_page", "paired", "render_page"]
+__all__ = ["Entry", "PageConfigError", "build_jobs", "build_steps", "load_page", "paired",
+           "render_page"]
 
-KINDS = ("curve", "methods")
+KINDS = ("curve", "methods", "table")
+STEP_KINDS = ("train", "module", "stage")
 
 
 class PageConfigError(ValueError):
@@ -45,7 +58,18 @@ class PageConfigError(ValueError):
 
 @dataclass(frozen=True)
 class Entry:
-    """One row of a page: an experiment at one label split (and optional overrides)."""
+    """One row of a page: an experiment at one label split (and optional overrides), or a value
+    read from a step's JSON file.
+
+    Attributes:
+        sweep: the sweep directory of another page whose run this row reuses (None: this page's).
+        common: the page's common overrides apply (False for another page's run, which carries
+            that page's own overrides in ``overrides``).
+        value_file, value_key: the row's value is ``json[value_key]`` (else
+            ``json["metrics"][value_key]``, as in a run's ``metrics.json``) of ``value_file`` (with
+            ``{step:<name>}`` / ``{seed}`` substituted) instead of a run's ``metrics.json``.
+        vs: the row whose value this row is paired against (``table`` pages).
+    """
 
     name: str
     experiment: str
@@ -53,9 +77,19 @@ class Entry:
     overrides: tuple[str, ...] = ()
     label: str = ""
     paper: str = ""
+    sweep: str | None = None
+    common: bool = True
+    value_file: str = ""
+    value_key: str = ""
+    vs: str = ""
 
-    def jobs(self, seeds: Sequence[int]) -> list[Job]:
-        return [Job(self.name, self.experiment, self.split, int(s), self.overrides) for s in seeds]
+    def jobs(self, seeds: Sequence[int], common: Sequence[str] = ()) -> list[Job]:
+        """The row's training runs (none for a ``value`` row)."""
+        if self.value_file:
+            return []
+        extra = tuple(common) if self.common else ()
+        return [Job(self.name, self.experiment, self.split, int(s), extra + self.overrides,
+                    sweep=self.sweep) for s in seeds]
 
 
 # ----------------------------------------------------------------------------------------- config
@@ -69,6 +103,16 @@ def _need(cfg: DictConfig, key: str, where: str) -> Any:
 def _entry(node: Any, where: str, default_split: str | None = None) -> Entry:
     if not isinstance(node, DictConfig):
         raise PageConfigError(f"{where}: expected a mapping with experiment/split, got {node!r}")
+    label, paper, vs = (str(node.get(k) or "") for k in ("label", "paper", "vs"))
+    if node.get("value") is not None:
+        value = node.value
+        name = node.get("name")
+        if not name:
+            raise PageConfigError(f"{where}: a 'value' row needs a 'name'")
+        return Entry(name=str(name), experiment="", split=str(node.get("split") or "-"),
+                     label=label, paper=paper, vs=vs,
+                     value_file=str(_need(value, "file", f"{where}.value")),
+                     value_key=str(_need(value, "key", f"{where}.value")))
     experiment = str(_need(node, "experiment", where))
     split = node.get("split", default_split)
     if split is None:
@@ -76,9 +120,46 @@ def _entry(node: Any, where: str, default_split: str | None = None) -> Entry:
     overrides = node.get("overrides") or []
     if not isinstance(overrides, ListConfig | list):
         raise PageConfigError(f"{where}.overrides: expected a list of key=value strings")
+    overrides = tuple(str(o) for o in overrides)
+    sweep, common = None, True
+    if node.get("page"):  # another page's run: its sweep directory and its common overrides
+        other = REPO / "conf" / "results" / f"{node.page}.yaml"
+        if not other.is_file():
+            raise PageConfigError(f"{where}.page: no page config {other}")
+        other_cfg = OmegaConf.load(other)
+        overrides = tuple(str(o) for o in (other_cfg.get("overrides") or [])) + overrides
+        sweep, common = str(REPO / "outputs" / "results" / str(node.page)), False
     return Entry(name=str(node.get("name") or experiment), experiment=experiment, split=str(split),
-                 overrides=tuple(str(o) for o in overrides), label=str(node.get("label") or ""),
-                 paper=str(node.get("paper") or ""))
+                 overrides=overrides, label=label, paper=paper, sweep=sweep, common=common, vs=vs)
+
+
+def build_steps(cfg: DictConfig, where: str = "page") -> list[Step]:
+    """The page's ``steps`` for its seeds (a step with ``per_seed: false`` once, shared).
+
+    Each step is a mapping with one of ``train`` (an experiment), ``module`` (``python -m``) or
+    ``stage`` (``python -m leseg.stages``), optional ``overrides`` / ``args``, ``done`` (the file
+    that marks it finished; required for module and stage steps) and ``per_seed`` (default true).
+
+    Raises:
+        PageConfigError: a step without exactly one kind, or a module / stage without ``done``.
+    """
+    out: list[Step] = []
+    seeds = [int(s) for s in cfg.seeds]
+    for name, node in (cfg.get("steps") or {}).items():
+        at = f"{where}: steps.{name}"
+        kinds = [k for k in STEP_KINDS if node.get(k)]
+        if len(kinds) != 1:
+            raise PageConfigError(f"{at}: give exactly one of {list(STEP_KINDS)}")
+        kind = kinds[0]
+        args = tuple(str(a) for a in (node.get("overrides") or node.get("args") or []))
+        done = node.get("done") or ("metrics.json" if kind == "train" else None)
+        if done is None:
+            raise PageConfigError(f"{at}: a {kind} step needs 'done' (the file that marks it "
+                                  f"finished, relative to its directory)")
+        per_seed = bool(node.get("per_seed", True))
+        for seed in (seeds if per_seed else [None]):
+            out.append(Step(str(name), kind, str(node[kind]), args, seed, str(done)))
+    return out
 
 
 def load_page(name_or_path: str | Path) -> tuple[str, DictConfig]:
@@ -109,6 +190,17 @@ def load_page(name_or_path: str | Path) -> tuple[str, DictConfig]:
     names = [(e.name, e.split) for e in entries]
     if len(set(names)) != len(names):
         raise PageConfigError(f"{path}: two entries share a name and split; give one a 'name'")
+    steps = {st.name for st in build_steps(cfg, str(path))}
+    for unit in [*build_jobs(cfg), *build_steps(cfg, str(path))]:
+        for ref in unit.needs:
+            if ref not in steps:
+                raise PageConfigError(f"{path}: {unit.label} refers to {{step:{ref}}}, which is "
+                                      f"not in steps ({sorted(steps)})")
+    for e in [*entries, *(page_figures(cfg, str(path)) if cfg.kind == "methods" else [])]:
+        for ref in re.findall(r"\{step:([A-Za-z0-9_.-]+)\}", e.value_file):
+            if ref not in steps:
+                raise PageConfigError(f"{path}: row {e.name!r} reads {{step:{ref}}}, which is "
+                                      f"not in steps ({sorted(steps)})")
     return path.stem, cfg
 
 
@@ -122,6 +214,15 @@ def page_entries(cfg: DictConfig, where: str = "page") -> list[Entry]:
                 raise PageConfigError(f"{where}: curve.{key}={curve[key]!r} is not in curve.splits")
         base = _entry(curve, f"{where}: curve", default_split=splits[0])
         return [Entry(base.name, base.experiment, s, base.overrides) for s in splits]
+    if cfg.kind == "table":
+        rows = [_entry(r, f"{where}: rows[{i}]", default_split="-")
+                for i, r in enumerate(_need(cfg, "rows", where))]
+        names = {r.name for r in rows}
+        for r in rows:
+            if (r.vs or cfg.get("baseline")) and (r.vs or cfg.baseline) not in names:
+                raise PageConfigError(f"{where}: row {r.name!r} is paired against "
+                                      f"{r.vs or cfg.baseline!r}, which is not a row")
+        return rows
     sup = _need(cfg, "supervised", where)
     rows = [_entry(_need(sup, "few", f"{where}: supervised"), f"{where}: supervised.few"),
             _entry(_need(sup, "full", f"{where}: supervised"), f"{where}: supervised.full")]
@@ -130,17 +231,23 @@ def page_entries(cfg: DictConfig, where: str = "page") -> list[Entry]:
     return rows
 
 
+def page_figures(cfg: DictConfig, where: str = "page") -> list[Entry]:
+    """A methods page's ``figures``: further values shown beside the comparison, outside the share
+    of the gap (e.g. BYOL's linear probe)."""
+    return [_entry(f, f"{where}: figures[{i}]") for i, f in enumerate(cfg.get("figures") or [])]
+
+
 def build_jobs(cfg: DictConfig) -> list[Job]:
-    """Every job of the page, seed-major (all rows of seed 0 first), so that a partial sweep
-    already pairs complete seeds; on a curve the two ends (few, full) of every seed come first and
-    the splits between them after, so a partial sweep already measures the gap over all seeds."""
+    """Every training job of the page, seed-major (all rows of seed 0 first), so that a partial
+    sweep already pairs complete seeds; on a curve the two ends (few, full) of every seed come first
+    and the splits between them after, so a partial sweep already measures the gap over all seeds.
+    Rows that read a step's value have no job; the steps are :func:`build_steps`."""
     seeds = [int(s) for s in cfg.seeds]
     entries = page_entries(cfg)
     common = tuple(str(o) for o in (cfg.get("overrides") or []))
 
     def jobs(rows: list[Entry]) -> list[Job]:
-        return [Job(e.name, e.experiment, e.split, s, common + e.overrides)
-                for s in seeds for e in rows]
+        return [job for s in seeds for e in rows for job in e.jobs([s], common)]
 
     if cfg.kind == "curve":
         ends = [str(cfg.curve.few), str(cfg.curve.full)]
@@ -174,17 +281,39 @@ def _pm(values: Sequence[float], scale: float = 100.0, digits: int = 2, sign: bo
     return f"{fmt.format(scale * m)} ± {scale * s:.{digits}f}"
 
 
-def _per_run(sweep_dir: Path) -> dict[Path, dict[str, Any]]:
-    try:
-        runs = load_runs(sweep_dir)
-    except FileNotFoundError:
-        return {}
-    return {Path(r["path"]).resolve(): r for r in runs}
+def _per_run(*sweep_dirs: Path) -> dict[Path, dict[str, Any]]:
+    out: dict[Path, dict[str, Any]] = {}
+    for sweep_dir in dict.fromkeys(Path(d) for d in sweep_dirs):
+        try:
+            runs = load_runs(sweep_dir)
+        except FileNotFoundError:
+            continue
+        out.update({Path(r["path"]).resolve(): r for r in runs})
+    return out
+
+
+def _step_dirs(cfg: DictConfig, sweep_dir: Path, seed: int):
+    """``name -> directory`` of the page's steps for ``seed`` (its shared run when not per seed)."""
+    steps = {(st.name, st.seed): st for st in build_steps(cfg)}
+
+    def step_dir(name: str) -> Path:
+        step = steps.get((name, seed)) or steps.get((name, None))
+        return step.run_dir(sweep_dir) if step else Path(sweep_dir) / "steps" / name
+    return step_dir
 
 
 def _values(entry: Entry, seeds: Sequence[int], runs: dict[Path, dict], sweep_dir: Path,
-            metric: str) -> dict[int, float]:
+            metric: str, cfg: DictConfig | None = None) -> dict[int, float]:
     out = {}
+    if entry.value_file:  # a value a step wrote: json[value_key] of the file, per seed
+        for seed in seeds:
+            path = Path(substitute(entry.value_file, _step_dirs(cfg, sweep_dir, seed), seed))
+            if path.is_file():
+                data = json.loads(path.read_text())
+                value = data.get(entry.value_key, (data.get("metrics") or {}).get(entry.value_key))
+                if value is not None and not math.isnan(float(value)):
+                    out[seed] = float(value)
+        return out
     for job in entry.jobs(seeds):
         run = runs.get(job.run_dir(sweep_dir).resolve())
         value = None if run is None else run["metrics"].get(metric)
@@ -307,9 +436,9 @@ def render_page(page: str, cfg: DictConfig, sweep_dir: Path, command: str,
     sweep_dir = Path(sweep_dir)
     seeds = [int(s) for s in cfg.seeds]
     metric = str(cfg.metric)
-    runs = _per_run(sweep_dir)
     entries = page_entries(cfg)
-    values = {(e.name, e.split): _values(e, seeds, runs, sweep_dir, metric) for e in entries}
+    runs = _per_run(sweep_dir, *(e.sweep for e in entries if e.sweep))
+    values = {(e.name, e.split): _values(e, seeds, runs, sweep_dir, metric, cfg) for e in entries}
     missing = [f"{e.name} {e.split} seed {s}" for e in entries for s in seeds
                if s not in values[(e.name, e.split)]]
     if missing and not partial:
@@ -322,8 +451,20 @@ def render_page(page: str, cfg: DictConfig, sweep_dir: Path, command: str,
     stage = metric.split("/")[0]
     if cfg.kind == "curve":
         lines += _curve_body(cfg, entries, values, seeds, metric, out)
+    elif cfg.kind == "table":
+        lines += _table_body(cfg, entries, values, seeds, metric, runs, sweep_dir)
     else:
         lines += _methods_body(cfg, entries, values, seeds, metric, out, runs, sweep_dir, stage)
+        figures = page_figures(cfg)
+        if figures:
+            lines += ["", "## Further figures", "", "| figure | mean ± std | per seed |",
+                      "|---|---:|---|"]
+            for f in figures:
+                vals = _values(f, seeds, runs, sweep_dir, metric, cfg)
+                scale = 100.0 if all(abs(v) <= 1.0 for v in vals.values()) else 1.0
+                per_seed = ", ".join(f"{scale * v:.2f}" for _, v in sorted(vals.items()))
+                lines.append(f"| {f.label or f.name} | {_pm(list(vals.values()), scale=scale)} | "
+                             f"{per_seed or '—'} |")
     if runs:
         rows = aggregate(list(runs.values()), (metric,))
         lines += ["", f"## All runs (`leseg.aggregate`, {metric}, mean ± sample std, %)", "",
@@ -394,4 +535,40 @@ def _methods_body(cfg, entries, values, seeds, metric, out: Path, runs, sweep_di
         png = out.with_name(out.stem + "_per_class.png")
         _class_bars(bars, png, f"{stage} IoU per class, mean over seeds")
         lines += ["", f"![per-class IoU]({png.name})"]
+    return lines
+
+
+def _table_body(cfg, entries, values, seeds, metric, runs, sweep_dir) -> list[str]:
+    """Rows × columns (mean ± std over seeds), then each row's paired difference in ``metric``
+    against its baseline row."""
+    columns = list(cfg.get("columns") or [{"metric": metric, "label": f"{metric} (%)"}])
+    head = "| row | split | " + " | ".join(str(c.get("label") or c.metric) for c in columns) + " |"
+    lines = [f"## {cfg.get('table_title') or metric}", "", head,
+             "|---|---:|" + "---:|" * len(columns)]
+    for e in entries:
+        cells = []
+        for c in columns:
+            scale = float(c.get("scale", 100.0))
+            vals = values[(e.name, e.split)] if str(c.metric) == metric else _values(
+                e, seeds, runs, sweep_dir, str(c.metric), cfg)
+            cells.append(_pm(list(vals.values()), scale=scale, digits=int(c.get("digits", 2))))
+        lines.append(f"| {e.label or e.name} | {e.split} | " + " | ".join(cells) + " |")
+    by_name = {e.name: e for e in entries}
+    paired_rows = [e for e in entries if (e.vs or cfg.get("baseline")) and
+                   (e.vs or cfg.baseline) != e.name]
+    if paired_rows:
+        lines += ["", f"## {metric}: each row against its baseline, paired by seed", "",
+                  "| row | baseline | row − baseline (points) | verdict | paper |",
+                  "|---|---|---:|---|---|"]
+        for e in paired_rows:
+            base = by_name[e.vs or str(cfg.baseline)]
+            diff = paired(values[(e.name, e.split)], values[(base.name, base.split)])
+            d_mean = mean_std(list(diff.values()))[0]
+            verdict = ("—" if math.isnan(d_mean) else "above its baseline" if d_mean > 0
+                       else "BELOW its baseline" if d_mean < 0 else "ties")
+            lines.append(f"| {e.label or e.name} | {base.label or base.name} | "
+                         f"{_pm(list(diff.values()), sign=True)} | {verdict} | {e.paper or '—'} |")
+    lines += ["", "Per seed:", ""]
+    lines += _seed_table([(e.label or e.name, e.split, values[(e.name, e.split)])
+                          for e in entries], seeds, "row")
     return lines

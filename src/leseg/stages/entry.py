@@ -40,8 +40,9 @@ def run(cfg: DictConfig) -> Any:
     """Call the stage function of a composed ``conf/stages.yaml`` config; returns its result.
 
     ``cfg.stage._target_`` is the function (a dotted path); the other keys of ``cfg.stage``,
-    resolved to plain containers, are its keyword arguments. A result that is a JSON-able dict (the stage's
-    summary: file counts, metrics) is also written to ``<paths.output_dir>/stage_summary.json``.
+    resolved to plain containers, are its keyword arguments. When the stage returns,
+    ``<paths.output_dir>/stage_summary.json`` is written (atomically, last: it marks the stage
+    finished) with the result when that is JSON-able (the stage's summary: file counts, metrics).
 
     Raises:
         ValueError: ``cfg.stage`` has no ``_target_`` (names the keys it has).
@@ -60,14 +61,13 @@ def run(cfg: DictConfig) -> Any:
     function = hydra.utils.get_method(kwargs.pop("_target_"))
     result = function(**kwargs)  # called directly: the stage's own exception reaches the user
     out_dir = OmegaConf.select(cfg, "paths.output_dir", default=None)
-    if out_dir and isinstance(result, dict):
+    if out_dir:  # written last, atomically: its presence means the stage finished
         try:
             json.dumps(result)
         except TypeError:
-            pass
-        else:
-            atomic_write_json(Path(out_dir) / "stage_summary.json",
-                              {"stage": stage["_target_"], "result": result})
+            result = None
+        atomic_write_json(Path(out_dir) / "stage_summary.json",
+                          {"stage": stage["_target_"], "result": result})
     if out_dir:
         print(f"Run directory: {out_dir}")
     return result

@@ -33,7 +33,7 @@ Every stage reads the images of ``--root`` (a VOC2012-layout folder) and ``--spl
 (``ImageSets/Segmentation/<split>.txt``; the papers' protocol is VOC ``train``, 1,464 images);
 image-level labels come from the masks (:mod:`leseg.data.image_labels`).
 
-Whole pipeline (documented in ``scripts/ssenet_results.sh``)::
+Whole pipeline (``conf/results/ssenet.yaml`` runs it for ``python -m leseg.results ssenet``)::
 
     python train.py experiment=ssenet-cam_cam-r18_synthetic-voc-128x128 seed=0
     python -m leseg.stages.ssenet cams --ckpt RUN/checkpoints/last.ckpt --root VOC --out W/cams
