@@ -31,6 +31,9 @@ def main(argv: list[str] | None = None) -> Path | None:
     parser.add_argument("--seeds", default=None, help="comma-separated seeds (default: the page's)")
     parser.add_argument("--sweep-dir", type=Path, default=None,
                         help="run directory (default outputs/results/<page>)")
+    parser.add_argument("--out", type=Path, default=None,
+                        help="write the page here instead of the config's `out` (smoke runs: "
+                             "never overwrite docs/results with a shortened budget)")
     parser.add_argument("--skip-train", action="store_true",
                         help="write the page from the runs that exist, train nothing")
     parser.add_argument("--partial", action="store_true",
@@ -39,6 +42,8 @@ def main(argv: list[str] | None = None) -> Path | None:
     args = parser.parse_intermixed_args(argv)
 
     page, cfg = load_page(args.page)
+    if args.out is not None:
+        cfg.out = str(args.out.resolve())
     if args.seeds is not None:
         cfg.seeds = [int(s) for s in args.seeds.split(",") if s != ""]
     sweep_dir = args.sweep_dir or REPO / "outputs" / "results" / page
