@@ -80,3 +80,40 @@ def test_walk_leaves_a_perfect_cam_perfect() -> None:
     assert _miou(cam_prediction(cams[None])[0], gt) == 1.0
     mask = propagate_cams(cams, aff, (GH, GW))
     assert (mask != gt).any(dim=0).nonzero().flatten().tolist() == [48, 49]
+
+
+def test_ground_truth_affinities_of_a_mask_pad_pool_and_repair_the_leak() -> None:
+    """The stage's ceiling (``stage.affinity=labels``): a 60x90 mask is padded with ignore to 64x96,
+    pooled to the 8x12 grid by majority, and its affinities are those of ``_truth``'s grid except
+    pairs reaching the padded cells; walking the leaky CAM with them raises its mIoU."""
+    import numpy as np
+
+    from leseg.stages.ssenet import ground_truth_affinities
+
+    mask = np.zeros((60, 90), np.uint8)
+    mask[:, :48] = 1
+    mask[0, 0] = 255  # an ignored pixel does not change its cell's majority
+    aff, grid = ground_truth_affinities(mask)
+    assert grid == (GH, GW) and aff.shape == _truth()[1].shape
+    padded = torch.zeros(1, GH, GW, dtype=torch.long)
+    padded[:, :, :6] = 1
+    assert torch.equal(aff, label_affinity(padded)[0])
+    gt = torch.from_numpy(mask.astype(np.int64))
+    cams = torch.zeros(1, 60, 90)
+    cams[0, :, :48] = 0.9
+    cams[0, :, 48:56] = 0.3
+    before = _miou(cam_prediction(cams[None])[0], torch.where(gt == 255, 0, gt))
+    after = _miou(propagate_cams(cams, aff, grid), torch.where(gt == 255, 0, gt))
+    assert after > before + 0.05
+
+
+def test_random_walk_stage_needs_a_checkpoint_or_the_label_ceiling(tmp_path) -> None:
+    import pytest
+
+    from leseg.stages.ssenet import run_stage
+
+    with pytest.raises(ValueError, match="needs ckpt .*or affinity=labels"):
+        run_stage("random_walk", root=tmp_path, cams=tmp_path, out=tmp_path / "o")
+    with pytest.raises(ValueError, match=r"affinity must be one of \['net', 'labels'\]"):
+        run_stage("random_walk", root=tmp_path, cams=tmp_path, out=tmp_path / "o",
+                  affinity="gt")

@@ -60,6 +60,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from leseg.components.affinity import RADIUS, downsample_labels, label_affinity
 from leseg.components.cam import BG_SCORE, CAM_SCALES, cam_prediction
 from leseg.components.crf import crf_label_map
 from leseg.components.random_walk import BETA, LOG_T, propagate_cams
@@ -204,6 +205,29 @@ def run_crf(dataset: ImageLabelDataset, cam_dir: str | os.PathLike, out_dir: str
                      workers=workers, progress=progress, desc="crf")
 
 
+AFFINITY_SOURCES = ("net", "labels")
+"""Where the random walk's affinities come from: the AffinityNet checkpoint, or the ground-truth
+masks (1 inside a region, 0 across: the ceiling a learnt affinity can reach)."""
+
+
+def ground_truth_affinities(label: np.ndarray, radius: int = RADIUS,
+                            num_classes: int = VOC_INFO.num_classes
+                            ) -> tuple[torch.Tensor, tuple[int, int]]:
+    """Affinities (K, N) of the stride-8 grid from a ground-truth mask, and the grid.
+
+    The mask (H, W) uint8 (0..20, 255 ignored) is padded with ignore to a multiple of 8, pooled to
+    the grid by majority (:func:`~leseg.components.affinity.downsample_labels`, as AffinityNet's
+    training labels) and every radius pair gets 1 when both cells have the same class, else 0
+    (:func:`~leseg.components.affinity.label_affinity`; pairs touching ignore get 0).
+    """
+    height, width = label.shape
+    ph, pw = -(-height // 8) * 8, -(-width // 8) * 8
+    labels = torch.from_numpy(label.astype(np.int64))[None]
+    labels = F.pad(labels, (0, pw - width, 0, ph - height), value=IGNORE_INDEX)
+    grid_labels = downsample_labels(labels, 8, num_classes, IGNORE_INDEX)
+    return label_affinity(grid_labels, radius, IGNORE_INDEX)[0], (ph // 8, pw // 8)
+
+
 def run_random_walk(model, dataset: ImageLabelDataset, cam_dir: str | os.PathLike,
                     out_dir: str | os.PathLike, beta: float = BETA, log_t: int = LOG_T,
                     bg_score: float = BG_SCORE, device: str = "cpu", dense: bool | None = None,
@@ -215,22 +239,32 @@ def run_random_walk(model, dataset: ImageLabelDataset, cam_dir: str | os.PathLik
     [bg_score, CAMs] (psa ``infer_aff.py``). Runs on ``device`` (a GPU when given).
 
     Args:
-        model: :class:`~leseg.methods.affinitynet.AffinityNet` (``pair_affinities``).
+        model: :class:`~leseg.methods.affinitynet.AffinityNet` (``pair_affinities``), or None
+            for the ground-truth affinities of each image's mask (:func:`ground_truth_affinities`,
+            radius 5): the walk's ceiling.
     """
     cam_dir, out = Path(cam_dir), Path(out_dir)
     index = _index(dataset)
-    model = model.to(device).eval()
+    if model is not None:
+        model = model.to(device).eval()
+    radius = RADIUS if model is None else model.radius
     palette = VOC_INFO.palette
 
     @torch.no_grad()
     def work(name: str) -> tuple[np.ndarray, np.ndarray]:
-        image = dataset[index[name]]["image"][None].to(device)
-        height, width = image.shape[-2:]
-        ph, pw = -(-height // 8) * 8, -(-width // 8) * 8
-        aff, grid = model.pair_affinities(F.pad(image, (0, pw - width, 0, ph - height)))
+        if model is None:
+            _, label = dataset.base.load(index[name])
+            aff, grid = ground_truth_affinities(label, radius)
+            aff = aff.to(device)
+        else:
+            image = dataset[index[name]]["image"][None].to(device)
+            height, width = image.shape[-2:]
+            ph, pw = -(-height // 8) * 8, -(-width // 8) * 8
+            aff, grid = model.pair_affinities(F.pad(image, (0, pw - width, 0, ph - height)))
+            aff = aff[0]
         cams, _ = read_cams(_cam_file(cam_dir, name))
-        mask = propagate_cams(torch.from_numpy(cams).to(device), aff[0], grid, bg_score,
-                              model.radius, beta, log_t, dense)
+        mask = propagate_cams(torch.from_numpy(cams).to(device), aff, grid, bg_score,
+                              radius, beta, log_t, dense)
         return mask.cpu().numpy().astype(np.uint8), palette
 
     return run_items(dataset.names, lambda n: out / f"{n}.png", work, save_png,
@@ -316,7 +350,9 @@ def _parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("random_walk", help="AffinityNet random walk -> pseudo-mask PNGs")
     common(s)
-    s.add_argument("--ckpt", required=True)
+    s.add_argument("--ckpt", default=None, help="AffinityNet checkpoint (affinity net)")
+    s.add_argument("--affinity", choices=AFFINITY_SOURCES, default="net",
+                   help="labels: ground-truth affinities, the walk's ceiling (no --ckpt)")
     s.add_argument("--cams", required=True)
     s.add_argument("--out", required=True)
     s.add_argument("--beta", type=float, default=BETA)
@@ -340,8 +376,8 @@ STAGE_OPTIONS: dict[str, dict[str, Any]] = {
              "device": None},
     "crf": {"cams": _REQUIRED, "out": _REQUIRED, "alphas": list(CRF_ALPHAS), "workers": 0,
             "no_crf": False},
-    "random_walk": {"ckpt": _REQUIRED, "cams": _REQUIRED, "out": _REQUIRED, "beta": BETA,
-                    "log_t": LOG_T, "bg": BG_SCORE, "device": None},
+    "random_walk": {"ckpt": None, "cams": _REQUIRED, "out": _REQUIRED, "beta": BETA,
+                    "log_t": LOG_T, "bg": BG_SCORE, "device": None, "affinity": "net"},
     "evaluate": {"cams": None, "masks": None, "bg": BG_SCORE, "json": None},
 }
 """Options of each stage beyond the dataset ones, with their defaults (those of the command line;
@@ -366,8 +402,9 @@ def run_stage(name: str, root: str | os.PathLike, split: str = "train",
         the metrics of :func:`evaluate_cams` / :func:`evaluate_masks`.
 
     Raises:
-        ValueError: unknown stage or option, a missing required option, or for ``evaluate`` not
-            exactly one of ``cams`` / ``masks`` (names them).
+        ValueError: unknown stage or option, a missing required option, for ``evaluate`` not
+            exactly one of ``cams`` / ``masks`` (names them), for ``random_walk`` an unknown
+            ``affinity`` or ``affinity=net`` without ``ckpt``.
     """
     if name not in STAGE_OPTIONS:
         raise ValueError(f"unknown SSENet stage {name!r}; expected one of {list(STAGE_OPTIONS)}")
@@ -382,6 +419,13 @@ def run_stage(name: str, root: str | os.PathLike, split: str = "train",
     if name == "evaluate" and (opt["cams"] is None) == (opt["masks"] is None):
         raise ValueError("stage evaluate needs exactly one of cams (CAM-step prediction) or "
                          "masks (a pseudo-mask folder)")
+    if name == "random_walk":
+        if opt["affinity"] not in AFFINITY_SOURCES:
+            raise ValueError(f"stage random_walk: affinity must be one of {list(AFFINITY_SOURCES)}"
+                             f", got {opt['affinity']!r}")
+        if opt["affinity"] == "net" and not opt["ckpt"]:
+            raise ValueError("stage random_walk needs ckpt (the AffinityNet checkpoint, "
+                             "ckpt_path=<file>), or affinity=labels for the ground-truth ceiling")
     device = opt.get("device") or ("cuda" if torch.cuda.is_available() else "cpu")
     dataset = open_dataset(root, split, label_subdir, cache_dir, max_images)
     if name == "cams":
@@ -391,7 +435,8 @@ def run_stage(name: str, root: str | os.PathLike, split: str = "train",
         r = run_crf(dataset, opt["cams"], opt["out"], [float(a) for a in opt["alphas"]],
                     int(opt["workers"]), not opt["no_crf"], progress)
     elif name == "random_walk":
-        r = run_random_walk(load_method(opt["ckpt"], device), dataset, opt["cams"], opt["out"],
+        model = load_method(opt["ckpt"], device) if opt["affinity"] == "net" else None
+        r = run_random_walk(model, dataset, opt["cams"], opt["out"],
                             float(opt["beta"]), int(opt["log_t"]), float(opt["bg"]), device,
                             progress=progress)
     else:
