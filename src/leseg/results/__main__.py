@@ -28,6 +28,8 @@ def main(argv: list[str] | None = None) -> Path | None:
     parser.add_argument("overrides", nargs="*", help="Hydra overrides for every job")
     parser.add_argument("--lanes", type=int, default=None,
                         help="parallel training processes (default: the page's lanes, else 1)")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="threads per lane (default: cores // lanes)")
     parser.add_argument("--seeds", default=None, help="comma-separated seeds (default: the page's)")
     parser.add_argument("--sweep-dir", type=Path, default=None,
                         help="run directory (default outputs/results/<page>)")
@@ -51,7 +53,8 @@ def main(argv: list[str] | None = None) -> Path | None:
     jobs = build_jobs(cfg)
     if not args.skip_train:
         run_jobs(jobs, sweep_dir, lanes=lanes, extra=args.overrides, dry_run=args.dry_run,
-                 make_splits=cfg.get("make_splits"), steps=build_steps(cfg))
+                 make_splits=cfg.get("make_splits"), steps=build_steps(cfg),
+                 threads=args.threads)
         if args.dry_run:
             return None
     parts = ["python -m leseg.results", page]

@@ -228,7 +228,8 @@ def prepare_data(jobs: Sequence[Job | Step], extra: Sequence[str] = (),
 
 def run_jobs(jobs: Sequence[Job], sweep_dir: Path, lanes: int = 1, python: str | None = None,
              extra: Sequence[str] = (), dry_run: bool = False,
-             make_splits: str | None = None, steps: Sequence[Step] = ()) -> list[Job | Step]:
+             make_splits: str | None = None, steps: Sequence[Step] = (),
+             threads: int | None = None) -> list[Job | Step]:
     """Run every unfinished step and job, ``lanes`` at a time, each once the steps it needs (same
     seed, else the shared one) have finished; return the units that were run.
 
@@ -244,6 +245,8 @@ def run_jobs(jobs: Sequence[Job], sweep_dir: Path, lanes: int = 1, python: str |
         dry_run: print the commands of the unfinished units, run nothing.
         make_splits: see :func:`prepare_data`.
         steps: the steps the jobs need.
+        threads: OMP / MKL threads per lane (default ``cores // lanes``; e.g. 1 when two runners
+            share the cores).
 
     Raises:
         ValueError: ``lanes`` < 1; a job or step refers to a step that is not defined.
@@ -284,7 +287,7 @@ def run_jobs(jobs: Sequence[Job], sweep_dir: Path, lanes: int = 1, python: str |
         return []
     prepare_data([u for u in todo if isinstance(u, Job) or u.kind == "train"], extra,
                  make_splits, step_dirs=dir_of)
-    threads = max(1, (os.cpu_count() or 1) // lanes)
+    threads = threads or max(1, (os.cpu_count() or 1) // lanes)
     env = {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
     logs = Path(sweep_dir) / "logs"
     logs.mkdir(parents=True, exist_ok=True)
