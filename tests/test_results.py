@@ -292,7 +292,11 @@ def test_table_page_reads_step_values_and_pairs_rows_with_their_baseline(tmp_pat
         d.mkdir(parents=True)
         (d / "result.json").write_text(json.dumps({"mIoU": cam}))
         (d / "rw.json").write_text(json.dumps({"mIoU": rw}))
+    step_run = sweep / "steps" / "cam_net" / "seed0"  # a step's training run is not a row
+    step_run.mkdir(parents=True)
+    (step_run / "metrics.json").write_text(json.dumps({"metrics": {"mIoU": 0.9}}))
     text = render_page(page, cfg, sweep, "cmd").read_text()
+    assert "All runs" not in text and "90.00" not in text
     assert "| CAM step | - | 26.00 ± 1.41 |" in text
     assert "| CAM + RW | CAM step | +3.00 ± 2.83 | above its baseline | — |" in text
     with pytest.raises(PageConfigError, match="paired against 'nope', which is not a row"):

@@ -465,8 +465,10 @@ def render_page(page: str, cfg: DictConfig, sweep_dir: Path, command: str,
                 per_seed = ", ".join(f"{scale * v:.2f}" for _, v in sorted(vals.items()))
                 lines.append(f"| {f.label or f.name} | {_pm(list(vals.values()), scale=scale)} | "
                              f"{per_seed or '—'} |")
-    if runs:
-        rows = aggregate(list(runs.values()), (metric,))
+    own = {job.run_dir(sweep_dir).resolve() for e in entries for job in e.jobs(seeds)}
+    rows_runs = [r for path, r in runs.items() if path in own]  # not the steps' training runs
+    if rows_runs:
+        rows = aggregate(rows_runs, (metric,))
         lines += ["", f"## All runs (`leseg.aggregate`, {metric}, mean ± sample std, %)", "",
                   to_markdown(rows, (metric,)).rstrip()]
     atomic_write_text(out, "\n".join(lines) + "\n")
