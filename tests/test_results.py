@@ -313,3 +313,19 @@ def test_a_row_can_reuse_another_pages_runs(tmp_path: Path) -> None:
     assert full.run_dir(tmp_path) == (Path(jobs_mod.REPO) / "outputs" / "results" /
                                       "camvid_supervised" / "sup" / "full" / "seed0")
     assert list(full.overrides) == [str(o) for o in curve.overrides]  # not this page's budget
+
+
+def test_a_difference_inside_the_seed_spread_is_called_noise(tmp_path: Path) -> None:
+    """S4MC 41/41.5 against few 40/42: +1.0 / −0.5 → mean 0.25 < std 1.06: no verdict either way;
+    one seed only names its sign as one seed."""
+    page, cfg = load_page(_page(tmp_path))
+    sweep = tmp_path / "sweep"
+    for name, split, vals in (("sup_semi", "20", (0.40, 0.42)), ("sup", "full", (0.60, 0.58)),
+                              ("s4mc", "20", (0.41, 0.415))):
+        for seed, v in enumerate(vals):
+            _metrics(sweep / name / split / f"seed{seed}", v)
+    text = render_page(page, cfg, sweep, "cmd").read_text()
+    assert "| S4MC | +0.25 ± 1.06 |" in text and "within seed noise (|mean| <= std over 2 seeds)" in text
+    cfg.seeds = [0]
+    text = render_page(page, cfg, sweep, "cmd").read_text()
+    assert "beats the few-label baseline on 1 seed (no spread to judge)" in text

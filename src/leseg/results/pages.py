@@ -271,6 +271,19 @@ def mean_std(values: Sequence[float]) -> tuple[float, float, int]:
             len(values))
 
 
+def _verdict(diffs: Sequence[float], above: str, below: str) -> str:
+    """The verdict on paired differences: ``above`` / ``below`` when the mean is further from 0
+    than the seeds' spread (sample std), "within seed noise" when it is not, and for one seed
+    the sign only, said to be one seed."""
+    mean, std, n = mean_std(diffs)
+    if n == 0:
+        return "—"
+    side = above if mean > 0 else below if mean < 0 else "ties"
+    if n == 1:
+        return f"{side} on 1 seed (no spread to judge)"
+    return side if abs(mean) > std else f"within seed noise (|mean| <= std over {n} seeds)"
+
+
 def _pm(values: Sequence[float], scale: float = 100.0, digits: int = 2, sign: bool = False) -> str:
     m, s, n = mean_std(values)
     if n == 0:
@@ -522,9 +535,8 @@ def _methods_body(cfg, entries, values, seeds, metric, out: Path, runs, sweep_di
         evaluated = f" (evaluates the {'/'.join(sorted(nets))})" if nets else ""
         diff = paired(values[(m.name, m.split)], few)
         share = {s: diff[s] / gap[s] for s in diff if s in gap and gap[s] != 0}
-        d_mean = mean_std(list(diff.values()))[0]
-        verdict = ("—" if math.isnan(d_mean) else "beats the few-label baseline" if d_mean > 0
-                   else "LOSES to the few-label baseline" if d_mean < 0 else "ties")
+        verdict = _verdict(list(diff.values()), "beats the few-label baseline",
+                           "LOSES to the few-label baseline")
         lines.append(f"| {m.label or m.name}{evaluated} | {_pm(list(diff.values()), sign=True)} | "
                      f"{_pm(list(share.values()), digits=1, sign=True)} | {verdict} | "
                      f"{m.paper or '—'} |")
@@ -565,9 +577,7 @@ def _table_body(cfg, entries, values, seeds, metric, runs, sweep_dir) -> list[st
         for e in paired_rows:
             base = by_name[e.vs or str(cfg.baseline)]
             diff = paired(values[(e.name, e.split)], values[(base.name, base.split)])
-            d_mean = mean_std(list(diff.values()))[0]
-            verdict = ("—" if math.isnan(d_mean) else "above its baseline" if d_mean > 0
-                       else "BELOW its baseline" if d_mean < 0 else "ties")
+            verdict = _verdict(list(diff.values()), "above its baseline", "BELOW its baseline")
             lines.append(f"| {e.label or e.name} | {base.label or base.name} | "
                          f"{_pm(list(diff.values()), sign=True)} | {verdict} | {e.paper or '—'} |")
     lines += ["", "Per seed:", ""]
