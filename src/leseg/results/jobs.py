@@ -29,7 +29,7 @@ from pathlib import Path
 
 log = logging.getLogger(__name__)
 
-__all__ = ["Job", "JobFailed", "Step", "prepare_data", "run_jobs", "substitute"]
+__all__ = ["Job", "JobFailed", "Step", "find_step", "prepare_data", "run_jobs", "substitute"]
 
 REPO = Path(__file__).resolve().parents[3]
 
@@ -100,18 +100,27 @@ class Step:
     def is_done(self, sweep_dir: Path) -> bool:
         return (self.run_dir(sweep_dir) / self.done).is_file()
 
+    def args_for(self, step_dir, own_dir: Path | None = None) -> list[str]:
+        """``args`` with ``{step:<name>}`` (``step_dir(name)``), ``{seed}`` (0 for a shared step)
+        and ``{dir}`` (``own_dir``) substituted."""
+        seed = 0 if self.seed is None else self.seed
+        return [substitute(a, step_dir or (lambda n: n), seed, own_dir) for a in self.args]
+
+    def hydra_overrides(self, step_dir=None, own_dir: Path | None = None) -> list[str]:
+        """A train step's ``train.py`` overrides: experiment, seed (0 when shared), its args."""
+        return [f"experiment={self.target}", f"seed={0 if self.seed is None else self.seed}",
+                *self.args_for(step_dir, own_dir)]
+
     def command(self, sweep_dir: Path, python: str, extra: Sequence[str] = (), step_dir=None
                 ) -> list[str]:
         """The command line; ``step_dir(name)`` gives the directory of a step this one needs.
         Command-line overrides (``extra``) reach train steps only (a stage or module has its own
         arguments)."""
         own = self.run_dir(sweep_dir)
-        seed = 0 if self.seed is None else self.seed
-        args = [substitute(a, step_dir or (lambda n: n), seed, own) for a in self.args]
         if self.kind == "train":
-            return [python, str(REPO / "train.py"), "-m", f"experiment={self.target}",
-                    f"seed={seed}", *args, *extra, f"hydra.sweep.dir={own.parent}",
-                    f"hydra.sweep.subdir={own.name}"]
+            return [python, str(REPO / "train.py"), "-m", *self.hydra_overrides(step_dir, own),
+                    *extra, f"hydra.sweep.dir={own.parent}", f"hydra.sweep.subdir={own.name}"]
+        args = self.args_for(step_dir, own)
         if self.kind == "stage":
             return [python, "-m", "leseg.stages", self.target, *args, f"hydra.run.dir={own}"]
         if self.kind == "module":
@@ -204,15 +213,9 @@ def prepare_data(jobs: Sequence[Job | Step], extra: Sequence[str] = (),
     with initialize_config_dir(config_dir=str(REPO / "conf"), version_base="1.3"):
         for job in jobs:
             step_dir = step_dirs(job) if step_dirs else (lambda n: n)
-            if isinstance(job, Step):
-                if job.kind != "train":
-                    continue
-                seed = 0 if job.seed is None else job.seed
-                overrides = [f"experiment={job.target}", f"seed={seed}",
-                             *(substitute(a, step_dir, seed) for a in job.args)]
-            else:
-                overrides = job.hydra_overrides(step_dir)
-            cfg = compose("train", overrides=[*overrides, *extra])
+            if isinstance(job, Step) and job.kind != "train":
+                continue
+            cfg = compose("train", overrides=[*job.hydra_overrides(step_dir), *extra])
             key = (cfg.data.get("_target_"), str(cfg.data.get("root")), str(cfg.data.get("split")))
             if key in seen:
                 continue
@@ -224,6 +227,13 @@ def prepare_data(jobs: Sequence[Job | Step], extra: Sequence[str] = (),
                 draw_splits(make_splits, cfg.data.root, [int(split)],
                             seed=int(cfg.data.get("split_seed", 0)), out=cfg.data.splits_dir)
             instantiate(cfg.data).prepare_data()
+
+
+def find_step(steps: dict[tuple[str, int | None], Step], name: str, seed: int | None
+              ) -> Step | None:
+    """The step ``name`` for ``seed`` in ``{(name, seed): step}``: its per-seed run, else its
+    shared one (``seed`` None); None when the page has no such step."""
+    return steps.get((name, seed)) or steps.get((name, None))
 
 
 def run_jobs(jobs: Sequence[Job], sweep_dir: Path, lanes: int = 1, python: str | None = None,
@@ -260,7 +270,7 @@ def run_jobs(jobs: Sequence[Job], sweep_dir: Path, lanes: int = 1, python: str |
     by_key = {(st.name, st.seed): st for st in steps}
 
     def step_for(name: str, seed: int | None) -> Step:
-        step = by_key.get((name, seed)) or by_key.get((name, None))
+        step = find_step(by_key, name, seed)
         if step is None:
             raise ValueError(f"{{step:{name}}} (seed {seed}) refers to a step the page does not "
                              f"define; steps: {sorted({n for n, _ in by_key})}")
@@ -285,8 +295,7 @@ def run_jobs(jobs: Sequence[Job], sweep_dir: Path, lanes: int = 1, python: str |
         return []
     if not todo:
         return []
-    prepare_data([u for u in todo if isinstance(u, Job) or u.kind == "train"], extra,
-                 make_splits, step_dirs=dir_of)
+    prepare_data(todo, extra, make_splits, step_dirs=dir_of)
     threads = threads or max(1, (os.cpu_count() or 1) // lanes)
     env = {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
     logs = Path(sweep_dir) / "logs"

@@ -32,7 +32,6 @@ import io
 import json
 import math
 import platform
-import re
 import statistics
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -42,7 +41,7 @@ from typing import Any
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from leseg.aggregate import aggregate, load_runs, source_commit, to_markdown
-from leseg.results.jobs import REPO, Job, Step, substitute
+from leseg.results.jobs import REPO, Job, Step, find_step, step_refs, substitute
 from leseg.utils.io import atomic_write, atomic_write_text
 
 __all__ = ["Entry", "PageConfigError", "build_jobs", "build_steps", "load_page", "paired",
@@ -190,14 +189,15 @@ def load_page(name_or_path: str | Path) -> tuple[str, DictConfig]:
     names = [(e.name, e.split) for e in entries]
     if len(set(names)) != len(names):
         raise PageConfigError(f"{path}: two entries share a name and split; give one a 'name'")
-    steps = {st.name for st in build_steps(cfg, str(path))}
-    for unit in [*build_jobs(cfg), *build_steps(cfg, str(path))]:
+    all_steps = build_steps(cfg, str(path))
+    steps = {st.name for st in all_steps}
+    for unit in [*build_jobs(cfg), *all_steps]:
         for ref in unit.needs:
             if ref not in steps:
                 raise PageConfigError(f"{path}: {unit.label} refers to {{step:{ref}}}, which is "
                                       f"not in steps ({sorted(steps)})")
     for e in [*entries, *(page_figures(cfg, str(path)) if cfg.kind == "methods" else [])]:
-        for ref in re.findall(r"\{step:([A-Za-z0-9_.-]+)\}", e.value_file):
+        for ref in step_refs([e.value_file]):
             if ref not in steps:
                 raise PageConfigError(f"{path}: row {e.name!r} reads {{step:{ref}}}, which is "
                                       f"not in steps ({sorted(steps)})")
@@ -219,9 +219,10 @@ def page_entries(cfg: DictConfig, where: str = "page") -> list[Entry]:
                 for i, r in enumerate(_need(cfg, "rows", where))]
         names = {r.name for r in rows}
         for r in rows:
-            if (r.vs or cfg.get("baseline")) and (r.vs or cfg.baseline) not in names:
-                raise PageConfigError(f"{where}: row {r.name!r} is paired against "
-                                      f"{r.vs or cfg.baseline!r}, which is not a row")
+            base = _baseline_of(r, cfg)
+            if base and base not in names:
+                raise PageConfigError(f"{where}: row {r.name!r} is paired against {base!r}, "
+                                      f"which is not a row")
         return rows
     sup = _need(cfg, "supervised", where)
     rows = [_entry(_need(sup, "few", f"{where}: supervised"), f"{where}: supervised.few"),
@@ -229,6 +230,12 @@ def page_entries(cfg: DictConfig, where: str = "page") -> list[Entry]:
     methods = _need(cfg, "methods", where)
     rows += [_entry(m, f"{where}: methods[{i}]") for i, m in enumerate(methods)]
     return rows
+
+
+def _baseline_of(row: Entry, cfg: DictConfig) -> str:
+    """The name of the row a ``table`` row is paired against: its own ``vs``, else the page's
+    ``baseline`` ("" for none)."""
+    return row.vs or str(cfg.get("baseline") or "")
 
 
 def page_figures(cfg: DictConfig, where: str = "page") -> list[Entry]:
@@ -306,13 +313,10 @@ def _per_run(*sweep_dirs: Path) -> dict[Path, dict[str, Any]]:
 
 
 def _step_dirs(cfg: DictConfig, sweep_dir: Path, seed: int):
-    """``name -> directory`` of the page's steps for ``seed`` (its shared run when not per seed)."""
+    """``name -> directory`` of the page's steps for ``seed`` (its shared run when not per seed;
+    :func:`load_page` has checked that every referred step exists)."""
     steps = {(st.name, st.seed): st for st in build_steps(cfg)}
-
-    def step_dir(name: str) -> Path:
-        step = steps.get((name, seed)) or steps.get((name, None))
-        return step.run_dir(sweep_dir) if step else Path(sweep_dir) / "steps" / name
-    return step_dir
+    return lambda name: find_step(steps, name, seed).run_dir(sweep_dir)
 
 
 def _values(entry: Entry, seeds: Sequence[int], runs: dict[Path, dict], sweep_dir: Path,
@@ -568,14 +572,13 @@ def _table_body(cfg, entries, values, seeds, metric, runs, sweep_dir) -> list[st
             cells.append(_pm(list(vals.values()), scale=scale, digits=int(c.get("digits", 2))))
         lines.append(f"| {e.label or e.name} | {e.split} | " + " | ".join(cells) + " |")
     by_name = {e.name: e for e in entries}
-    paired_rows = [e for e in entries if (e.vs or cfg.get("baseline")) and
-                   (e.vs or cfg.baseline) != e.name]
+    paired_rows = [e for e in entries if _baseline_of(e, cfg) not in ("", e.name)]
     if paired_rows:
         lines += ["", f"## {metric}: each row against its baseline, paired by seed", "",
                   "| row | baseline | row − baseline (points) | verdict | paper |",
                   "|---|---|---:|---|---|"]
         for e in paired_rows:
-            base = by_name[e.vs or str(cfg.baseline)]
+            base = by_name[_baseline_of(e, cfg)]
             diff = paired(values[(e.name, e.split)], values[(base.name, base.split)])
             verdict = _verdict(list(diff.values()), "above its baseline", "BELOW its baseline")
             lines.append(f"| {e.label or e.name} | {base.label or base.name} | "

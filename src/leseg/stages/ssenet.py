@@ -210,6 +210,11 @@ AFFINITY_SOURCES = ("net", "labels")
 masks (1 inside a region, 0 across: the ceiling a learnt affinity can reach)."""
 
 
+def _padded_to_8(height: int, width: int) -> tuple[int, int]:
+    """(H, W) rounded up to multiples of 8: the padded size whose stride-8 grid the walk uses."""
+    return -(-height // 8) * 8, -(-width // 8) * 8
+
+
 def ground_truth_affinities(label: np.ndarray, radius: int = RADIUS,
                             num_classes: int = VOC_INFO.num_classes
                             ) -> tuple[torch.Tensor, tuple[int, int]]:
@@ -221,7 +226,7 @@ def ground_truth_affinities(label: np.ndarray, radius: int = RADIUS,
     (:func:`~leseg.components.affinity.label_affinity`; pairs touching ignore get 0).
     """
     height, width = label.shape
-    ph, pw = -(-height // 8) * 8, -(-width // 8) * 8
+    ph, pw = _padded_to_8(height, width)
     labels = torch.from_numpy(label.astype(np.int64))[None]
     labels = F.pad(labels, (0, pw - width, 0, ph - height), value=IGNORE_INDEX)
     grid_labels = downsample_labels(labels, 8, num_classes, IGNORE_INDEX)
@@ -259,7 +264,7 @@ def run_random_walk(model, dataset: ImageLabelDataset, cam_dir: str | os.PathLik
         else:
             image = dataset[index[name]]["image"][None].to(device)
             height, width = image.shape[-2:]
-            ph, pw = -(-height // 8) * 8, -(-width // 8) * 8
+            ph, pw = _padded_to_8(height, width)
             aff, grid = model.pair_affinities(F.pad(image, (0, pw - width, 0, ph - height)))
             aff = aff[0]
         cams, _ = read_cams(_cam_file(cam_dir, name))
