@@ -114,6 +114,6 @@ def test_random_walk_stage_needs_a_checkpoint_or_the_label_ceiling(tmp_path) -> 
 
     with pytest.raises(ValueError, match="needs ckpt .*or affinity=labels"):
         run_stage("random_walk", root=tmp_path, cams=tmp_path, out=tmp_path / "o")
-    with pytest.raises(ValueError, match=r"affinity must be one of \['net', 'labels'\]"):
+    with pytest.raises(ValueError, match=r"affinity must be one of \['net', 'labels', 'crf'\]"):
         run_stage("random_walk", root=tmp_path, cams=tmp_path, out=tmp_path / "o",
                   affinity="gt")

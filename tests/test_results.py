@@ -279,6 +279,9 @@ columns:
 rows:
   - {{name: cam, label: CAM step, value: {{file: "{{step:cams}}/result.json", key: mIoU}}}}
   - {{name: rw, label: CAM + RW, value: {{file: "{{step:cams}}/rw.json", key: mIoU}}}}
+figures_title: Affinity audit
+figures:
+  - {{name: auc, label: affinity AUC, value: {{file: "{{step:cams}}/audit.json", key: net.auc}}}}
 """
 
 
@@ -292,6 +295,7 @@ def test_table_page_reads_step_values_and_pairs_rows_with_their_baseline(tmp_pat
         d.mkdir(parents=True)
         (d / "result.json").write_text(json.dumps({"mIoU": cam}))
         (d / "rw.json").write_text(json.dumps({"mIoU": rw}))
+        (d / "audit.json").write_text(json.dumps({"net": {"auc": 0.7 + 0.1 * seed}}))
     step_run = sweep / "steps" / "cam_net" / "seed0"  # a step's training run is not a row
     step_run.mkdir(parents=True)
     (step_run / "metrics.json").write_text(json.dumps({"metrics": {"mIoU": 0.9}}))
@@ -299,6 +303,8 @@ def test_table_page_reads_step_values_and_pairs_rows_with_their_baseline(tmp_pat
     assert "All runs" not in text and "90.00" not in text
     assert "| CAM step | - | 26.00 ± 1.41 |" in text
     assert "| CAM + RW | CAM step | +3.00 ± 2.83 | above its baseline | — |" in text
+    # a figure read by its dotted key from a nested JSON: 70 / 80 %
+    assert "## Affinity audit" in text and "| affinity AUC | 75.00 ± 7.07 | 70.00, 80.00 |" in text
     with pytest.raises(PageConfigError, match="paired against 'nope', which is not a row"):
         load_page(_page(tmp_path, TABLE_PAGE.replace("baseline: cam", "baseline: nope")))
 

@@ -258,6 +258,22 @@ def test_propagate_cams_gives_a_pseudo_mask_of_the_seeded_region() -> None:
     assert (mask[:, 56:] == 0).all()               # and nothing crosses the zero-affinity edge
 
 
+def test_psa_background_alpha_lets_a_weak_cam_win_where_02_loses() -> None:
+    """bg_alpha: background (1 − max CAM)^α per pixel (psa ``infer_aff.py``) instead of 0.2. With
+    zero affinities the walk is the identity, so the mask is the argmax of the pooled stack: a
+    uniform CAM of 0.15 loses to 0.2 but beats (1 − 0.15)^16 = 0.0743; a CAM of 0.05 loses to
+    0.95^16 = 0.440 as well."""
+    aff = torch.zeros_like(_two_region_affinity())
+    cams = torch.zeros(20, 48, 96)
+    cams[2, :, :48] = 0.15
+    cams[2, :, 48:] = 0.05
+    assert (propagate_cams(cams, aff, (6, 12)) == 0).all()
+    mask = propagate_cams(cams, aff, (6, 12), bg_alpha=16)
+    # (the bilinear upsampling moves the edge between the two middle cells)
+    assert (mask[:, :40] == 3).all() and (mask[:, 56:] == 0).all()
+    assert 0.85 ** 16 < 0.15 < 0.95 ** 16  # the hand computation the assertions rest on
+
+
 # ----------------------------------------------------------------------------- dense CRF
 def test_dense_crf_refines_scores_to_image_edges() -> None:
     if not crf_available():
@@ -590,7 +606,8 @@ def test_every_stage_config_calls_run_stage_with_its_command_line_options(tmp_pa
     """A stage config's keys are the stage's command-line options; both reach run_stage."""
     sets = {"ssenet_cams": ["ckpt_path=c.ckpt"], "ssenet_crf": ["stage.cams=w/cams"],
             "ssenet_random_walk": ["ckpt_path=a.ckpt", "stage.cams=w/cams"],
-            "ssenet_evaluate": ["stage.masks=w/pseudo"]}
+            "ssenet_evaluate": ["stage.masks=w/pseudo"],
+            "ssenet_audit": ["stage.crf=w/crf"]}
     dataset_keys = {"root", "split", "label_subdir", "cache_dir", "max_images", "progress"}
     for name, extra in sets.items():
         cfg = compose_cfg("stages", [f"stage={name}", *extra], tmp_path / name)
@@ -631,3 +648,122 @@ def test_stages_entry_names_the_known_stages() -> None:
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode != 0
     assert "unknown stage 'ssenet_cam'" in proc.stderr and "ssenet_cams" in proc.stderr
+
+
+# ------------------------------------------------------------------- affinity audit (#18)
+def _two_region_voc(root: Path) -> tuple[Path, np.ndarray]:
+    """A 40x80 image: class 15 in the left 40 columns, background right; grid 5x10, the radius-5
+    pair set has 2 from-pixels (0, 4) (class) and (0, 5) (background), 34 partners each."""
+    mask = np.zeros((40, 80), np.uint8)
+    mask[:, :40] = 15
+    return _tiny_voc(root, {"a": mask}), mask
+
+
+def _true_pair_counts() -> tuple[int, int]:
+    """(same-class, different-class) pairs of the grid of :func:`_two_region_voc`, brute force."""
+    same = diff = 0
+    for x0 in (4, 5):
+        for _dy, dx in pair_offsets(5):
+            if (x0 < 5) == (x0 + dx < 5):
+                same += 1
+            else:
+                diff += 1
+    return same, diff
+
+
+def test_audit_of_crf_labels_counts_precision_against_the_mask(tmp_path: Path) -> None:
+    root, mask = _two_region_voc(tmp_path / "voc")
+    same, diff = _true_pair_counts()
+    ds = stages.open_dataset(root, "train")
+    crf = tmp_path / "crf"
+    save_npz(crf / "a.npz", {"la": mask, "ha": mask})  # labels equal to the truth
+    out = stages.audit_affinities(ds, crf_dir=crf)["crf"]
+    assert out["cells"] == {"fg": 0.5, "bg": 0.5, "ignored": 0.0, "fg_precision": 1.0,
+                            "bg_precision": 1.0}
+    assert out["pairs"]["neg"] == {"count": diff, "precision": 1.0, "recall": 1.0}
+    assert out["pairs"]["fg_pos"]["precision"] == out["pairs"]["bg_pos"]["precision"] == 1.0
+    # the high-alpha map calls the whole object background: every cell is "confident background",
+    # every pair a positive background pair, and no negative pair is left
+    save_npz(crf / "a.npz", {"la": mask, "ha": np.zeros_like(mask)})
+    out = stages.audit_affinities(ds, crf_dir=crf)["crf"]
+    assert out["cells"]["bg"] == 1.0 and out["cells"]["bg_precision"] == 0.5
+    assert out["pixels"]["ha_bg_precision"] == 0.5
+    assert out["pairs"]["bg_pos"] == {"count": same + diff, "precision": same / (same + diff)}
+    assert out["pairs"]["neg"]["count"] == 0 and out["pairs"]["neg"]["recall"] == 0.0
+
+
+class _FakeAffinityNet(torch.nn.Module):
+    """Returns given pair affinities (1, K, N) on the 5x10 grid, whatever the image."""
+
+    radius = 5
+
+    def __init__(self, aff: torch.Tensor) -> None:
+        super().__init__()
+        self.aff = aff
+
+    def pair_affinities(self, images: torch.Tensor):
+        assert images.shape[-2:] == (40, 80)
+        return self.aff[None], (5, 10)
+
+
+def test_audit_of_learnt_affinities_separates_a_perfect_from_an_inverted_net(
+        tmp_path: Path) -> None:
+    root, mask = _two_region_voc(tmp_path / "voc")
+    ds = stages.open_dataset(root, "train")
+    truth, _ = stages.ground_truth_affinities(mask)
+    same, diff = _true_pair_counts()
+    good = stages.audit_affinities(ds, model=_FakeAffinityNet(0.1 + 0.8 * truth))["net"]
+    assert good["same"]["count"] == same and good["diff"]["count"] == diff
+    assert good["same"]["mean_aff"] == pytest.approx(0.9)
+    assert good["same"]["mean_aff_beta"] == pytest.approx(0.9 ** 8)  # 0.430: cut by the walk
+    assert good["diff"]["mean_aff_beta"] == pytest.approx(0.1 ** 8)
+    assert good["auc"] == 1.0 and good["diff_leak"] == 0.0 and good["same_cut"] == 1.0
+    bad = stages.audit_affinities(ds, model=_FakeAffinityNet(1.0 - truth))["net"]
+    assert bad["auc"] == 0.0 and bad["diff_leak"] == 1.0 and bad["same_cut"] == 1.0
+    flat = stages.audit_affinities(ds, model=_FakeAffinityNet(torch.full_like(truth, 0.5)))
+    assert flat["net"]["auc"] == 0.5
+    with pytest.raises(ValueError, match="needs crf .*and/or ckpt"):
+        stages.audit_affinities(ds)
+    with pytest.raises(FileNotFoundError, match="CRF file .*a.npz not found"):
+        stages.audit_affinities(ds, crf_dir=tmp_path / "nowhere")
+
+
+def test_walk_with_the_crf_training_labels_as_affinities(tmp_path: Path) -> None:
+    """stage.affinity=crf: what a net that fits its training labels exactly would give. With
+    correct labels the leaky CAM is repaired; labels that call the object background join both
+    regions, and the walk spreads the leak instead."""
+    root, mask = _two_region_voc(tmp_path / "voc")
+    ds = stages.open_dataset(root, "train")
+    cams = np.zeros((1, 40, 80), np.float16)
+    cams[0, :, :24] = 0.9   # the CAM covers 24 of the object's 40 columns
+    cam_dir = tmp_path / "cams"
+    save_npz(cam_dir / "a.npz", {"cams": cams, "classes": np.array([14]),
+                                 "labels": np.eye(20, dtype=np.uint8)[14]})
+    crf = tmp_path / "crf"
+    save_npz(crf / "a.npz", {"la": mask, "ha": mask})
+    aff, grid = stages.crf_affinities(mask, mask)
+    assert torch.equal(aff, stages.ground_truth_affinities(mask)[0]) and grid == (5, 10)
+    stages.run_random_walk(None, ds, cam_dir, tmp_path / "rw", crf_dir=crf)
+    walked = stages.read_label(tmp_path / "rw" / "a.png")
+    assert (walked[:, :40] == 15).mean() > (cams[0, :, :40] > 0.2).mean()
+    assert (walked[:, 48:] == 0).all()
+    with pytest.raises(ValueError, match="affinity=crf needs crf"):
+        stages.run_stage("random_walk", root, cams=cam_dir, out=tmp_path / "o", affinity="crf")
+
+
+def test_a_cam_runs_trunk_exports_and_initialises_affinitynet(tmp_path: Path) -> None:
+    """``python -m leseg.export --network trunk`` (auto-detected) takes the ResNet trunk of a CAM /
+    AffinityNet checkpoint (``net.backbone.backbone.body.``), and ``model.trunk.weights=<file>``
+    loads it, strictly, into a fresh AffinityNet trunk."""
+    from leseg.export import backbone_state_dict
+
+    torch.manual_seed(0)
+    source = AffinityNetModel(TimmCAMTrunk("resnet18"), widths=(8, 16, 32))
+    ckpt = {"state_dict": {f"net.{k}": v for k, v in source.state_dict().items()}}
+    state, network = backbone_state_dict(ckpt)
+    assert network == "trunk" and "conv1.weight" in state
+    path = tmp_path / "trunk.pth"
+    torch.save(state, path)
+    fresh = TimmCAMTrunk("resnet18", weights=str(path))
+    for key, value in source.backbone.backbone.body.state_dict().items():
+        assert torch.equal(fresh.backbone.body.state_dict()[key], value), key

@@ -11,7 +11,8 @@ any backbone built from the same ``model.backbone`` config with every key matche
 
 Networks: ``online`` — BYOL's online backbone (what BYOL fine-tunes, Grill et al. 2020 §3.3);
 ``target`` — BYOL's EMA target backbone; ``net`` — the backbone of a segmentation run (supervised,
-S4MC, ...); ``auto`` — ``online`` if the checkpoint has it, else ``net``.
+S4MC, ...); ``trunk`` — the ResNet trunk of a CAM or AffinityNet run (SSENet's
+``TimmCAMTrunk``); ``auto`` — ``online`` if the checkpoint has it, else ``trunk``, else ``net``.
 
 ``--to-norm bn`` rewrites weights of a ``norm=ws_gn`` backbone for the plain BatchNorm backbone
 (standardised kernels, GroupNorm affine → BatchNorm affine with identity statistics; see
@@ -37,6 +38,7 @@ NETWORK_PREFIXES = {
     "online": "online.backbone.body.",
     "target": "target.backbone.body.",
     "net": "net.backbone.body.",
+    "trunk": "net.backbone.backbone.body.",
 }
 """State-dict prefix of each network's timm feature body inside a Lightning checkpoint."""
 
@@ -60,7 +62,8 @@ def backbone_state_dict(ckpt: dict[str, Any], network: str = "auto",
 
     Args:
         ckpt: a Lightning checkpoint dict (``state_dict`` inside).
-        network: ``auto``, ``online``, ``target`` or ``net`` (see the module docstring).
+        network: ``auto``, ``online``, ``target``, ``net`` or ``trunk`` (see the module
+            docstring).
         source: the checkpoint's name for error messages.
 
     Returns:
@@ -72,8 +75,8 @@ def backbone_state_dict(ckpt: dict[str, Any], network: str = "auto",
     """
     state = ckpt["state_dict"]
     if network == "auto":
-        network = "online" if any(k.startswith(NETWORK_PREFIXES["online"]) for k in state) \
-            else "net"
+        network = next((n for n in ("online", "trunk") if any(
+            k.startswith(NETWORK_PREFIXES[n]) for k in state)), "net")
     if network not in NETWORK_PREFIXES:
         raise ValueError(f"export: network must be auto or one of {sorted(NETWORK_PREFIXES)}, "
                          f"got {network!r}")

@@ -183,16 +183,20 @@ def _walk_scipy(trans_t, vec: torch.Tensor, steps: int):
 
 def propagate_cams(cams: torch.Tensor, aff: torch.Tensor, grid: tuple[int, int],
                    bg_score: float = 0.2, radius: int = RADIUS, beta: float = BETA,
-                   log_t: int = LOG_T, dense: bool | None = None) -> torch.Tensor:
+                   log_t: int = LOG_T, dense: bool | None = None,
+                   bg_alpha: float | None = None) -> torch.Tensor:
     """Random-walk pseudo-mask of one image (psa ``infer_aff.py``).
 
-    The score stack [bg_score, CAM_1..CAM_C] at full resolution is zero-padded to the padded
+    The score stack [bg, CAM_1..CAM_C] at full resolution is zero-padded to the padded
     image size (8·grid), average-pooled ×8, propagated by :func:`random_walk`, upsampled
     bilinearly to the padded size, cropped to (H, W) and arg-maxed.
 
     Args:
         cams: (C, H, W) normalised CAMs in [0, 1] (absent classes 0).
         aff: (K, N) affinities of the padded image's stride-8 grid ``grid`` = (⌈H/8⌉, ⌈W/8⌉).
+        bg_score: the constant background score (SSENet-pytorch ``infer_aff.py``: 0.2).
+        bg_alpha: when given, the background is per pixel bg = (1 − max_c CAM_c)^bg_alpha
+            instead (psa ``infer_aff.py``, ``--alpha 16``; the CRF stage's form).
 
     Returns:
         (H, W) int64 pseudo-mask, 0 = background, 1..C classes.
@@ -201,7 +205,11 @@ def propagate_cams(cams: torch.Tensor, aff: torch.Tensor, grid: tuple[int, int],
     gh, gw = grid
     if gh * 8 < height or gw * 8 < width:
         raise ValueError(f"grid {grid} does not cover CAMs of size {height}x{width}")
-    stack = torch.cat([torch.full_like(cams[:1], bg_score), cams], dim=0)
+    if bg_alpha is None:
+        bg = torch.full_like(cams[:1], bg_score)
+    else:
+        bg = (1.0 - cams.amax(dim=0, keepdim=True)).clamp(min=0.0).pow(bg_alpha)
+    stack = torch.cat([bg, cams], dim=0)
     stack = F.pad(stack, (0, gw * 8 - width, 0, gh * 8 - height))
     pooled = F.avg_pool2d(stack[None], 8, 8)[0]
     walked = random_walk(pooled, aff, gh, gw, radius, beta, log_t, dense)

@@ -196,7 +196,7 @@ def load_page(name_or_path: str | Path) -> tuple[str, DictConfig]:
             if ref not in steps:
                 raise PageConfigError(f"{path}: {unit.label} refers to {{step:{ref}}}, which is "
                                       f"not in steps ({sorted(steps)})")
-    for e in [*entries, *(page_figures(cfg, str(path)) if cfg.kind == "methods" else [])]:
+    for e in [*entries, *(page_figures(cfg, str(path)) if cfg.kind != "curve" else [])]:
         for ref in step_refs([e.value_file]):
             if ref not in steps:
                 raise PageConfigError(f"{path}: row {e.name!r} reads {{step:{ref}}}, which is "
@@ -239,8 +239,8 @@ def _baseline_of(row: Entry, cfg: DictConfig) -> str:
 
 
 def page_figures(cfg: DictConfig, where: str = "page") -> list[Entry]:
-    """A methods page's ``figures``: further values shown beside the comparison, outside the share
-    of the gap (e.g. BYOL's linear probe)."""
+    """A methods or table page's ``figures``: further values shown beside the comparison, outside
+    the share of the gap or the paired table (e.g. BYOL's linear probe, SSENet's affinity audit)."""
     return [_entry(f, f"{where}: figures[{i}]") for i, f in enumerate(cfg.get("figures") or [])]
 
 
@@ -319,6 +319,21 @@ def _step_dirs(cfg: DictConfig, sweep_dir: Path, seed: int):
     return lambda name: find_step(steps, name, seed).run_dir(sweep_dir)
 
 
+def _lookup(data: dict[str, Any], key: str) -> Any:
+    """``data[key]``, else ``data["metrics"][key]``, else the dotted path (``net.auc`` →
+    ``data["net"]["auc"]``); None when absent."""
+    if key in data:
+        return data[key]
+    if key in (data.get("metrics") or {}):
+        return data["metrics"][key]
+    node: Any = data
+    for part in key.split("."):
+        if not isinstance(node, dict) or part not in node:
+            return None
+        node = node[part]
+    return node
+
+
 def _values(entry: Entry, seeds: Sequence[int], runs: dict[Path, dict], sweep_dir: Path,
             metric: str, cfg: DictConfig | None = None) -> dict[int, float]:
     out = {}
@@ -327,7 +342,7 @@ def _values(entry: Entry, seeds: Sequence[int], runs: dict[Path, dict], sweep_di
             path = Path(substitute(entry.value_file, _step_dirs(cfg, sweep_dir, seed), seed))
             if path.is_file():
                 data = json.loads(path.read_text())
-                value = data.get(entry.value_key, (data.get("metrics") or {}).get(entry.value_key))
+                value = _lookup(data, entry.value_key)
                 if value is not None and not math.isnan(float(value)):
                     out[seed] = float(value)
         return out
@@ -472,16 +487,16 @@ def render_page(page: str, cfg: DictConfig, sweep_dir: Path, command: str,
         lines += _table_body(cfg, entries, values, seeds, metric, runs, sweep_dir)
     else:
         lines += _methods_body(cfg, entries, values, seeds, metric, out, runs, sweep_dir, stage)
-        figures = page_figures(cfg)
-        if figures:
-            lines += ["", "## Further figures", "", "| figure | mean ± std | per seed |",
-                      "|---|---:|---|"]
-            for f in figures:
-                vals = _values(f, seeds, runs, sweep_dir, metric, cfg)
-                scale = 100.0 if all(abs(v) <= 1.0 for v in vals.values()) else 1.0
-                per_seed = ", ".join(f"{scale * v:.2f}" for _, v in sorted(vals.items()))
-                lines.append(f"| {f.label or f.name} | {_pm(list(vals.values()), scale=scale)} | "
-                             f"{per_seed or '—'} |")
+    figures = page_figures(cfg) if cfg.kind != "curve" else []
+    if figures:
+        lines += ["", f"## {cfg.get('figures_title') or 'Further figures'}", "",
+                  "| figure | mean ± std | per seed |", "|---|---:|---|"]
+        for f in figures:
+            vals = _values(f, seeds, runs, sweep_dir, metric, cfg)
+            scale = 100.0 if all(abs(v) <= 1.0 for v in vals.values()) else 1.0
+            per_seed = ", ".join(f"{scale * v:.2f}" for _, v in sorted(vals.items()))
+            lines.append(f"| {f.label or f.name} | {_pm(list(vals.values()), scale=scale)} | "
+                         f"{per_seed or '—'} |")
     own = {job.run_dir(sweep_dir).resolve() for e in entries for job in e.jobs(seeds)}
     rows_runs = [r for path, r in runs.items() if path in own]  # not the steps' training runs
     if rows_runs:

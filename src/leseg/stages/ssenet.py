@@ -24,6 +24,10 @@ Stages (Python API and command line ``python -m leseg.stages.ssenet <stage> ...`
     ``--cams`` (CAM step: argmax over [0.2, CAM_c…]) or ``--masks`` (any folder of ``<name>.png``);
     prints and optionally writes (``--json``) the 21-class confusion-matrix metrics against the
     dataset's masks.
+``audit``
+    ``--crf`` and/or ``--ckpt`` (AffinityNet): the precision of AffinityNet's training labels and
+    pair sets, and the learnt affinities of same- and different-class pairs, against the masks
+    (:func:`audit_affinities`); ``--json`` writes them.
 
 The same stages run with the stage configs of ``conf/stage/`` (the paper's values):
 ``python -m leseg.stages ssenet_cams ckpt_path=<file> stage.root=<VOC2012>`` and so on
@@ -60,7 +64,14 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from leseg.components.affinity import RADIUS, downsample_labels, label_affinity
+from leseg.components.affinity import (
+    RADIUS,
+    affinity_label_pairs,
+    affinity_labels,
+    downsample_labels,
+    gather_pairs,
+    label_affinity,
+)
 from leseg.components.cam import BG_SCORE, CAM_SCALES, cam_prediction
 from leseg.components.crf import crf_label_map
 from leseg.components.random_walk import BETA, LOG_T, propagate_cams
@@ -73,8 +84,9 @@ from leseg.metrics.segmentation import confusion_matrix, metrics_from_confusion
 from leseg.stages.runner import StageResult, run_items, save_npz, save_png
 from leseg.utils.io import atomic_write_json
 
-__all__ = ["STAGE_OPTIONS", "evaluate_cams", "evaluate_masks", "load_method", "main", "open_dataset",
-           "read_cams", "run_cams", "run_crf", "run_random_walk", "run_stage"]
+__all__ = ["STAGE_OPTIONS", "audit_affinities", "crf_affinities", "evaluate_cams",
+           "evaluate_masks", "load_method", "main", "open_dataset", "read_cams", "read_crf",
+           "run_cams", "run_crf", "run_random_walk", "run_stage"]
 
 CRF_ALPHAS = (4.0, 24.0)
 """Low and high background powers of SSENet's repo (psa README: 4 and 32)."""
@@ -205,9 +217,11 @@ def run_crf(dataset: ImageLabelDataset, cam_dir: str | os.PathLike, out_dir: str
                      workers=workers, progress=progress, desc="crf")
 
 
-AFFINITY_SOURCES = ("net", "labels")
-"""Where the random walk's affinities come from: the AffinityNet checkpoint, or the ground-truth
-masks (1 inside a region, 0 across: the ceiling a learnt affinity can reach)."""
+AFFINITY_SOURCES = ("net", "labels", "crf")
+"""Where the random walk's affinities come from: the AffinityNet checkpoint; the ground-truth
+masks (1 inside a region, 0 across: the ceiling a learnt affinity can reach); or AffinityNet's own
+training labels from the CRF maps (1 between cells of the same confident label, 0 otherwise: what a
+net that fitted its labels exactly would give, where they are known)."""
 
 
 def _padded_to_8(height: int, width: int) -> tuple[int, int]:
@@ -225,18 +239,57 @@ def ground_truth_affinities(label: np.ndarray, radius: int = RADIUS,
     training labels) and every radius pair gets 1 when both cells have the same class, else 0
     (:func:`~leseg.components.affinity.label_affinity`; pairs touching ignore get 0).
     """
+    grid_labels = _grid_labels(label, num_classes)
+    return label_affinity(grid_labels, radius, IGNORE_INDEX)[0], tuple(grid_labels.shape[-2:])
+
+
+def _grid_labels(label: np.ndarray, num_classes: int = VOC_INFO.num_classes) -> torch.Tensor:
+    """A (H, W) label map padded with ignore to a multiple of 8 and majority-pooled to the
+    stride-8 grid: (1, ⌈H/8⌉, ⌈W/8⌉) int64 (0..20, 255)."""
     height, width = label.shape
     ph, pw = _padded_to_8(height, width)
     labels = torch.from_numpy(label.astype(np.int64))[None]
     labels = F.pad(labels, (0, pw - width, 0, ph - height), value=IGNORE_INDEX)
-    grid_labels = downsample_labels(labels, 8, num_classes, IGNORE_INDEX)
-    return label_affinity(grid_labels, radius, IGNORE_INDEX)[0], (ph // 8, pw // 8)
+    return downsample_labels(labels, 8, num_classes, IGNORE_INDEX)
+
+
+def read_crf(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray]:
+    """The ``la`` (α = 4) and ``ha`` (α = 24) label maps (H, W) uint8 of a ``crf`` stage file.
+
+    Raises:
+        FileNotFoundError: the file is missing (names it and the stage that writes it).
+        ValueError: unreadable or without ``la`` / ``ha`` (names the file).
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"CRF file {path} not found; run the crf stage for this split "
+                                f"first")
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            return data["la"], data["ha"]
+    except Exception as err:
+        raise ValueError(f"CRF file {path} cannot be read (expected an .npz with la, ha): "
+                         f"{err}") from err
+
+
+def crf_affinities(la: np.ndarray, ha: np.ndarray, radius: int = RADIUS
+                   ) -> tuple[torch.Tensor, tuple[int, int]]:
+    """AffinityNet's training labels as affinities (K, N) of the stride-8 grid, and the grid.
+
+    Both CRF maps are pooled to the grid as in training (:func:`_grid_labels`), combined into
+    affinity labels (:func:`~leseg.components.affinity.affinity_labels`: confident foreground from
+    ``la``, confident background from ``ha``, the rest ignored) and every radius pair gets 1 when
+    both cells carry the same confident label, else 0 (a pair touching an ignored cell gets 0).
+    """
+    labels = affinity_labels(_grid_labels(la), _grid_labels(ha), IGNORE_INDEX)
+    return label_affinity(labels, radius, IGNORE_INDEX)[0], tuple(labels.shape[-2:])
 
 
 def run_random_walk(model, dataset: ImageLabelDataset, cam_dir: str | os.PathLike,
                     out_dir: str | os.PathLike, beta: float = BETA, log_t: int = LOG_T,
                     bg_score: float = BG_SCORE, device: str = "cpu", dense: bool | None = None,
-                    progress: bool = False) -> StageResult:
+                    progress: bool = False, crf_dir: str | os.PathLike | None = None,
+                    bg_alpha: float | None = None) -> StageResult:
     """Random-walk stage: ``<out_dir>/<name>.png`` pseudo-masks (VOC palette, values 0..20).
 
     The normalised image is zero-padded to a multiple of 8, AffinityNet gives the pair affinities
@@ -247,6 +300,10 @@ def run_random_walk(model, dataset: ImageLabelDataset, cam_dir: str | os.PathLik
         model: :class:`~leseg.methods.affinitynet.AffinityNet` (``pair_affinities``), or None
             for the ground-truth affinities of each image's mask (:func:`ground_truth_affinities`,
             radius 5): the walk's ceiling.
+        crf_dir: with ``model=None``, walk with the CRF training labels of ``<crf_dir>/<name>.npz``
+            instead of the ground truth (:func:`crf_affinities`).
+        bg_alpha: None = the constant background ``bg_score`` (SSENet); a number = psa's
+            per-pixel (1 − max CAM)^bg_alpha (see :func:`~leseg.components.random_walk.propagate_cams`).
     """
     cam_dir, out = Path(cam_dir), Path(out_dir)
     index = _index(dataset)
@@ -257,7 +314,10 @@ def run_random_walk(model, dataset: ImageLabelDataset, cam_dir: str | os.PathLik
 
     @torch.no_grad()
     def work(name: str) -> tuple[np.ndarray, np.ndarray]:
-        if model is None:
+        if model is None and crf_dir is not None:
+            aff, grid = crf_affinities(*read_crf(Path(crf_dir) / f"{name}.npz"), radius)
+            aff = aff.to(device)
+        elif model is None:
             _, label = dataset.base.load(index[name])
             aff, grid = ground_truth_affinities(label, radius)
             aff = aff.to(device)
@@ -269,11 +329,159 @@ def run_random_walk(model, dataset: ImageLabelDataset, cam_dir: str | os.PathLik
             aff = aff[0]
         cams, _ = read_cams(_cam_file(cam_dir, name))
         mask = propagate_cams(torch.from_numpy(cams).to(device), aff, grid, bg_score,
-                              radius, beta, log_t, dense)
+                              radius, beta, log_t, dense, bg_alpha)
         return mask.cpu().numpy().astype(np.uint8), palette
 
     return run_items(dataset.names, lambda n: out / f"{n}.png", work, save_png,
                      progress=progress, desc="random walk")
+
+
+AUDIT_BINS = 1000
+"""Histogram bins over [0, 1] of the affinity audit (its AUC is exact up to ties within a bin)."""
+
+
+def _true_pairs(gt_grid: torch.Tensor, radius: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """(K, N) bool masks of the ground-truth same-class and different-class pairs (both valid)."""
+    src, dst = gather_pairs(gt_grid[:, None], radius)
+    src, dst = src[0, 0], dst[0, 0]
+    valid = (src != IGNORE_INDEX) & (dst != IGNORE_INDEX)
+    return valid & (src == dst), valid & (src != dst)
+
+
+def _auc(pos_hist: np.ndarray, neg_hist: np.ndarray) -> float:
+    """P(a positive ranks above a negative) + ½ P(tie), from two histograms on the same bins."""
+    npos, nneg = pos_hist.sum(), neg_hist.sum()
+    if npos == 0 or nneg == 0:
+        return float("nan")
+    below = np.cumsum(neg_hist) - neg_hist  # negatives in lower bins
+    return float((pos_hist * (below + 0.5 * neg_hist)).sum() / (npos * nneg))
+
+
+def audit_affinities(dataset: ImageLabelDataset, crf_dir: str | os.PathLike | None = None,
+                     model=None, beta: float = BETA, device: str = "cpu") -> dict[str, Any]:
+    """What AffinityNet learns from and what it learnt, against the ground-truth masks.
+
+    On the stride-8 grid (masks padded with ignore to a multiple of 8 and majority-pooled, as in
+    training) and the radius-5 pair set (Ahn & Kwak, CVPR 2018, §3.2–3.3):
+
+    ``crf`` (with ``crf_dir``): the training labels. ``cells``: shares of grid cells that are
+    confident foreground / confident background / ignored and the precision of the first two
+    (label = true class of the cell); ``pixels``: precision of ``la``'s foreground and ``ha``'s
+    background at full resolution; ``pairs``: size and precision of P_bg+ and P_fg+ (pairs of the
+    same true class) and P− (pairs of different true classes), and the recall of P− (share of the
+    true different-class pairs that P− contains).
+
+    ``net`` (with ``model``): the learnt affinities a_ij of the same-class and different-class
+    true pairs: mean a, mean a^β (what the walk uses), share of different-class pairs with
+    a^β > 0.5 (``diff_leak``: the walk crosses those boundaries), share of same-class pairs with
+    a^β < 0.5 (``same_cut``), and the AUC (P(a same-class pair has a higher affinity than a
+    different-class one), 0.5 = chance).
+
+    Args:
+        dataset: :func:`open_dataset` (images and masks; use a held-out split for ``net``).
+        crf_dir: the ``crf`` stage's folder for the same images, or None.
+        model: an :class:`~leseg.methods.affinitynet.AffinityNet`, or None.
+        beta: the walk's power β (8).
+
+    Returns:
+        dict with ``num_images`` and the ``crf`` / ``net`` parts given.
+
+    Raises:
+        ValueError: neither ``crf_dir`` nor ``model``; a CRF map whose size is not the image's.
+        FileNotFoundError: a CRF file is missing (names it).
+    """
+    if crf_dir is None and model is None:
+        raise ValueError("affinity audit needs crf (the crf stage's folder) and/or ckpt (an "
+                         "AffinityNet checkpoint)")
+    if model is not None:
+        model = model.to(device).eval()
+    radius = RADIUS if model is None else model.radius
+    keys = ("cells", "fg", "fg_ok", "bg", "bg_ok", "la_fg", "la_fg_ok", "ha_bg", "ha_bg_ok",
+            "bg_pos", "bg_pos_ok", "fg_pos", "fg_pos_ok", "neg", "neg_ok", "true_diff")
+    c = dict.fromkeys(keys, 0)
+    same_hist = np.zeros(AUDIT_BINS, np.int64)
+    diff_hist = np.zeros(AUDIT_BINS, np.int64)
+    sums = {"same_a": 0.0, "same_ab": 0.0, "diff_a": 0.0, "diff_ab": 0.0, "diff_leak": 0,
+            "same_cut": 0}
+    for i, name in enumerate(dataset.names):
+        _, gt = dataset.base.load(i)
+        gt_grid = _grid_labels(gt)
+        same, diff = _true_pairs(gt_grid, radius)
+        if crf_dir is not None:
+            la, ha = read_crf(Path(crf_dir) / f"{name}.npz")
+            if la.shape != gt.shape or ha.shape != gt.shape:
+                raise ValueError(f"CRF file {Path(crf_dir) / name}.npz is {la.shape}, the mask "
+                                 f"is {gt.shape}")
+            valid = gt != IGNORE_INDEX
+            c["la_fg"] += int(((la != 0) & valid).sum())
+            c["la_fg_ok"] += int(((la != 0) & (la == gt)).sum())
+            c["ha_bg"] += int(((ha == 0) & valid).sum())
+            c["ha_bg_ok"] += int(((ha == 0) & (gt == 0)).sum())
+            labels = affinity_labels(_grid_labels(la), _grid_labels(ha), IGNORE_INDEX)
+            known = gt_grid != IGNORE_INDEX
+            fg = (labels != 0) & (labels != IGNORE_INDEX) & known
+            bg = (labels == 0) & known
+            c["cells"] += int(known.sum())
+            c["fg"] += int(fg.sum())
+            c["fg_ok"] += int((fg & (labels == gt_grid)).sum())
+            c["bg"] += int(bg.sum())
+            c["bg_ok"] += int((bg & (gt_grid == 0)).sum())
+            bg_pos, fg_pos, neg = (m[0].bool() for m in affinity_label_pairs(labels, radius))
+            for key, m, ok in (("bg_pos", bg_pos, same), ("fg_pos", fg_pos, same),
+                               ("neg", neg, diff)):
+                m = m & (same | diff)
+                c[key] += int(m.sum())
+                c[f"{key}_ok"] += int((m & ok).sum())
+            c["true_diff"] += int(diff.sum())
+        if model is not None:
+            image = dataset[i]["image"][None].to(device)
+            height, width = image.shape[-2:]
+            ph, pw = _padded_to_8(height, width)
+            with torch.no_grad():
+                aff, grid = model.pair_affinities(F.pad(image, (0, pw - width, 0, ph - height)))
+            if tuple(grid) != tuple(gt_grid.shape[-2:]):
+                raise ValueError(f"{name}: affinity grid {tuple(grid)} is not the mask's "
+                                 f"{tuple(gt_grid.shape[-2:])}")
+            a = aff[0].double().cpu()
+            ab = a.pow(beta)
+            for part, m in (("same", same), ("diff", diff)):
+                sums[f"{part}_a"] += float(a[m].sum())
+                sums[f"{part}_ab"] += float(ab[m].sum())
+            sums["diff_leak"] += int((ab[diff] > 0.5).sum())
+            sums["same_cut"] += int((ab[same] < 0.5).sum())
+            bins = np.linspace(0.0, 1.0, AUDIT_BINS + 1)
+            same_hist += np.histogram(a[same].numpy(), bins)[0]
+            diff_hist += np.histogram(a[diff].numpy(), bins)[0]
+
+    def share(num: int, den: int) -> float:
+        return num / den if den else float("nan")
+
+    result: dict[str, Any] = {"num_images": len(dataset), "radius": radius, "beta": beta}
+    if crf_dir is not None:
+        result["crf"] = {
+            "cells": {"fg": share(c["fg"], c["cells"]), "bg": share(c["bg"], c["cells"]),
+                      "ignored": share(c["cells"] - c["fg"] - c["bg"], c["cells"]),
+                      "fg_precision": share(c["fg_ok"], c["fg"]),
+                      "bg_precision": share(c["bg_ok"], c["bg"])},
+            "pixels": {"la_fg_precision": share(c["la_fg_ok"], c["la_fg"]),
+                       "ha_bg_precision": share(c["ha_bg_ok"], c["ha_bg"])},
+            "pairs": {"bg_pos": {"count": c["bg_pos"],
+                                 "precision": share(c["bg_pos_ok"], c["bg_pos"])},
+                      "fg_pos": {"count": c["fg_pos"],
+                                 "precision": share(c["fg_pos_ok"], c["fg_pos"])},
+                      "neg": {"count": c["neg"], "precision": share(c["neg_ok"], c["neg"]),
+                              "recall": share(c["neg_ok"], c["true_diff"])}}}
+    if model is not None:
+        n_same, n_diff = int(same_hist.sum()), int(diff_hist.sum())
+        result["net"] = {
+            "same": {"count": n_same, "mean_aff": share(sums["same_a"], n_same),
+                     "mean_aff_beta": share(sums["same_ab"], n_same)},
+            "diff": {"count": n_diff, "mean_aff": share(sums["diff_a"], n_diff),
+                     "mean_aff_beta": share(sums["diff_ab"], n_diff)},
+            "diff_leak": share(sums["diff_leak"], n_diff),
+            "same_cut": share(sums["same_cut"], n_same),
+            "auc": _auc(same_hist, diff_hist)}
+    return result
 
 
 def _evaluate(dataset: ImageLabelDataset, predict) -> dict[str, Any]:
@@ -357,12 +565,16 @@ def _parser() -> argparse.ArgumentParser:
     common(s)
     s.add_argument("--ckpt", default=None, help="AffinityNet checkpoint (affinity net)")
     s.add_argument("--affinity", choices=AFFINITY_SOURCES, default="net",
-                   help="labels: ground-truth affinities, the walk's ceiling (no --ckpt)")
+                   help="labels: ground-truth affinities, the walk's ceiling (no --ckpt); crf: "
+                        "AffinityNet's training labels (--crf)")
+    s.add_argument("--crf", default=None, help="the crf stage's folder (with --affinity crf)")
     s.add_argument("--cams", required=True)
     s.add_argument("--out", required=True)
     s.add_argument("--beta", type=float, default=BETA)
     s.add_argument("--log-t", type=int, default=LOG_T)
     s.add_argument("--bg", type=float, default=BG_SCORE)
+    s.add_argument("--bg-alpha", type=float, default=None,
+                   help="background (1 - max CAM)^alpha per pixel (psa: 16) instead of --bg")
     s.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
 
     s = sub.add_parser("evaluate", help="21-class mIoU of CAM-step or pseudo-mask predictions")
@@ -372,6 +584,14 @@ def _parser() -> argparse.ArgumentParser:
     g.add_argument("--masks")
     s.add_argument("--bg", type=float, default=BG_SCORE)
     s.add_argument("--json", default=None, help="write the metrics here (atomically)")
+
+    s = sub.add_parser("audit", help="CRF training labels and learnt affinities vs the masks")
+    common(s)
+    s.add_argument("--crf", default=None, help="the crf stage's folder")
+    s.add_argument("--ckpt", default=None, help="AffinityNet checkpoint")
+    s.add_argument("--beta", type=float, default=BETA)
+    s.add_argument("--json", default=None, help="write the figures here (atomically)")
+    s.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     return p
 
 
@@ -382,8 +602,10 @@ STAGE_OPTIONS: dict[str, dict[str, Any]] = {
     "crf": {"cams": _REQUIRED, "out": _REQUIRED, "alphas": list(CRF_ALPHAS), "workers": 0,
             "no_crf": False},
     "random_walk": {"ckpt": None, "cams": _REQUIRED, "out": _REQUIRED, "beta": BETA,
-                    "log_t": LOG_T, "bg": BG_SCORE, "device": None, "affinity": "net"},
+                    "log_t": LOG_T, "bg": BG_SCORE, "device": None, "affinity": "net",
+                    "crf": None, "bg_alpha": None},
     "evaluate": {"cams": None, "masks": None, "bg": BG_SCORE, "json": None},
+    "audit": {"crf": None, "ckpt": None, "beta": BETA, "json": None, "device": None},
 }
 """Options of each stage beyond the dataset ones, with their defaults (those of the command line;
 ``device`` None = cuda when available)."""
@@ -397,19 +619,21 @@ def run_stage(name: str, root: str | os.PathLike, split: str = "train",
     (``conf/stage/ssenet_*.yaml``, ``python -m leseg.stages ssenet_<name> ...``) call.
 
     Args:
-        name: ``cams`` | ``crf`` | ``random_walk`` | ``evaluate``.
+        name: ``cams`` | ``crf`` | ``random_walk`` | ``evaluate`` | ``audit``.
         root, split, label_subdir, cache_dir, max_images, progress: the dataset (:func:`open_dataset`).
         options: the stage's options (:data:`STAGE_OPTIONS`; the command line's flags with ``_``,
             e.g. ``no_flip``, ``log_t``); None takes the default.
 
     Returns:
         The stage's summary: ``{"stage", "done", "skipped"}`` (file counts), or for ``evaluate``
-        the metrics of :func:`evaluate_cams` / :func:`evaluate_masks`.
+        the metrics of :func:`evaluate_cams` / :func:`evaluate_masks`, for ``audit`` the figures
+        of :func:`audit_affinities`.
 
     Raises:
         ValueError: unknown stage or option, a missing required option, for ``evaluate`` not
             exactly one of ``cams`` / ``masks`` (names them), for ``random_walk`` an unknown
-            ``affinity`` or ``affinity=net`` without ``ckpt``.
+            ``affinity``, ``affinity=net`` without ``ckpt`` or ``affinity=crf`` without ``crf``,
+            for ``audit`` neither ``crf`` nor ``ckpt``.
     """
     if name not in STAGE_OPTIONS:
         raise ValueError(f"unknown SSENet stage {name!r}; expected one of {list(STAGE_OPTIONS)}")
@@ -431,6 +655,12 @@ def run_stage(name: str, root: str | os.PathLike, split: str = "train",
         if opt["affinity"] == "net" and not opt["ckpt"]:
             raise ValueError("stage random_walk needs ckpt (the AffinityNet checkpoint, "
                              "ckpt_path=<file>), or affinity=labels for the ground-truth ceiling")
+        if opt["affinity"] == "crf" and not opt["crf"]:
+            raise ValueError("stage random_walk with affinity=crf needs crf (the crf stage's "
+                             "folder, stage.crf=<dir>)")
+    if name == "audit" and not (opt["crf"] or opt["ckpt"]):
+        raise ValueError("stage audit needs crf (the crf stage's folder, stage.crf=<dir>) and/or "
+                         "ckpt (an AffinityNet checkpoint, ckpt_path=<file>)")
     device = opt.get("device") or ("cuda" if torch.cuda.is_available() else "cpu")
     dataset = open_dataset(root, split, label_subdir, cache_dir, max_images)
     if name == "cams":
@@ -443,7 +673,16 @@ def run_stage(name: str, root: str | os.PathLike, split: str = "train",
         model = load_method(opt["ckpt"], device) if opt["affinity"] == "net" else None
         r = run_random_walk(model, dataset, opt["cams"], opt["out"],
                             float(opt["beta"]), int(opt["log_t"]), float(opt["bg"]), device,
-                            progress=progress)
+                            progress=progress,
+                            crf_dir=opt["crf"] if opt["affinity"] == "crf" else None,
+                            bg_alpha=None if opt["bg_alpha"] is None else float(opt["bg_alpha"]))
+    elif name == "audit":
+        model = load_method(opt["ckpt"], device) if opt["ckpt"] else None
+        figures = audit_affinities(dataset, opt["crf"], model, float(opt["beta"]), device)
+        if opt["json"]:
+            atomic_write_json(opt["json"], figures)
+        print(json.dumps(figures))
+        return figures
     else:
         metrics = (evaluate_cams(dataset, opt["cams"], float(opt["bg"])) if opt["cams"]
                    else evaluate_masks(dataset, opt["masks"]))
