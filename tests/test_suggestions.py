@@ -355,3 +355,26 @@ def test_generators_run_on_cuda_like_on_cpu() -> None:
                        flood_suggestion(mask, 8, 8, draws=draws))
     out = FloodSuggestion(8, grid=8)(cuda, torch.Generator("cuda").manual_seed(0))
     assert out.device.type == "cuda" and bool(out[0][cuda].all())
+
+
+def test_click_counts_vary_between_the_bounds_with_the_generator() -> None:
+    """max_positive / max_negative: each call draws its counts in num..max (inclusive); the same
+    generator state gives the same clicks; a fixed-count generator stays fixed."""
+    mask = torch.zeros(40, 40, dtype=torch.bool)
+    mask[10:30, 10:30] = True
+    gen = ClickSuggestion(num_positive=1, num_negative=0, max_positive=4, max_negative=3,
+                          radius=0.5, negative_band=5)
+    assert gen.num_channels == 2
+    counts = set()
+    for seed in range(40):
+        out = gen(mask, _gen(seed))
+        pos, neg = int(out[0].sum()), int(out[1].sum())  # radius 0.5: one pixel per click
+        assert 1 <= pos <= 4 and 0 <= neg <= 3
+        assert not out[1][mask].any()  # negatives stay off the object
+        counts.add((pos, neg))
+        assert torch.equal(out, gen(mask, _gen(seed)))
+    assert {p for p, _ in counts} == {1, 2, 3, 4} and {n for _, n in counts} == {0, 1, 2, 3}
+    fixed = ClickSuggestion(num_positive=2, num_negative=1, radius=0.5, negative_band=5)
+    assert {int(fixed(mask, _gen(s))[0].sum()) for s in range(10)} == {2}
+    with pytest.raises(ValueError, match="max_positive >= num_positive"):
+        ClickSuggestion(num_positive=3, max_positive=2)

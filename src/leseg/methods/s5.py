@@ -415,7 +415,7 @@ class S5(SegmentationModule):
                 maps.append(m)
                 continue
             chans = [encode_clicks(pos, shape, part.radius, part.encoding, device)]
-            if part.num_negative:
+            if part.num_channels == 2:
                 chans.append(encode_clicks(neg, shape, part.radius, part.encoding, device))
             maps.append(torch.stack(chans))
         return torch.cat(maps)

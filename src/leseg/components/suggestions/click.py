@@ -100,6 +100,14 @@ def encode_clicks(points: Sequence[tuple[int, int]], shape: tuple[int, int], rad
     return torch.tanh(2.0 * nearest.sqrt() / radius)
 
 
+def _count(low: int, high: int | None, generator: torch.Generator | None) -> int:
+    """``low`` when ``high`` is None, else uniform in ``low..high`` (inclusive)."""
+    if high is None or high == low:
+        return low
+    return int(torch.randint(low, high + 1, (1,), generator=generator,
+                             device=generator_device(generator)))
+
+
 @register_suggestion("click")
 class ClickSuggestion(SuggestionGenerator):
     """Positive (and optional negative) clicks encoded as disks or distance maps.
@@ -119,6 +127,11 @@ class ClickSuggestion(SuggestionGenerator):
         encoding: ``"disk"`` or ``"distance"``.
         reference_quirks: S5's click baseline: one random positive pixel, 1 channel, no disk
             (requires ``num_positive=1, num_negative=0``).
+        max_positive, max_negative: when given, each call draws the number of positive clicks
+            uniformly from ``num_positive..max_positive`` and of negative clicks from
+            ``num_negative..max_negative`` (with the call's generator): a model trained on a
+            varying number of clicks, as RITM's iterative training shows it, can be evaluated
+            by NoC with more clicks than it was trained on. None = fixed counts.
 
     Raises:
         ValueError: bad counts, encoding, radius, first_click or band; at call time, an empty
@@ -127,7 +140,8 @@ class ClickSuggestion(SuggestionGenerator):
 
     def __init__(self, num_positive: int = 1, num_negative: int = 0, radius: float = 5.0,
                  encoding: str = "disk", first_click: str = "center",
-                 negative_band: int | None = 40, reference_quirks: bool = False) -> None:
+                 negative_band: int | None = 40, reference_quirks: bool = False,
+                 max_positive: int | None = None, max_negative: int | None = None) -> None:
         if num_positive < 1 or num_negative < 0:
             raise ValueError(f"ClickSuggestion: need num_positive >= 1 and num_negative >= 0, "
                              f"got {num_positive}, {num_negative}")
@@ -145,15 +159,26 @@ class ClickSuggestion(SuggestionGenerator):
         if reference_quirks and (num_positive != 1 or num_negative != 0):
             raise ValueError("ClickSuggestion: reference_quirks (S5's single-pixel click) needs "
                              "num_positive=1 and num_negative=0")
+        if (max_positive is not None and max_positive < num_positive) or (
+                max_negative is not None and max_negative < num_negative):
+            raise ValueError(f"ClickSuggestion: need max_positive >= num_positive and "
+                             f"max_negative >= num_negative, got {max_positive}, {max_negative}")
+        if reference_quirks and (max_positive or max_negative):
+            raise ValueError("ClickSuggestion: reference_quirks takes fixed counts (no "
+                             "max_positive / max_negative)")
         self.num_positive, self.num_negative = int(num_positive), int(num_negative)
+        self.max_positive = None if max_positive is None else int(max_positive)
+        self.max_negative = None if max_negative is None else int(max_negative)
         self.radius, self.encoding, self.first_click = float(radius), encoding, first_click
         self.negative_band, self.reference_quirks = negative_band, bool(reference_quirks)
-        self.num_channels = 2 if num_negative > 0 else 1
+        self.num_channels = 2 if num_negative > 0 or (max_negative or 0) > 0 else 1
 
     def sample_clicks(self, mask: torch.Tensor, generator: torch.Generator | None
                       ) -> tuple[list[tuple[int, int]], list[tuple[int, int]]]:
         """Click positions: (positive (y, x) list, negative (y, x) list)."""
         check_mask(mask, "ClickSuggestion", need_positive=True)
+        num_positive = _count(self.num_positive, self.max_positive, generator)
+        num_negative = _count(self.num_negative, self.max_negative, generator)
         positive: list[tuple[int, int]] = []
         if self.first_click == "center" and not self.reference_quirks:
             y, x, _ = farthest_interior_point(mask)
@@ -161,13 +186,13 @@ class ClickSuggestion(SuggestionGenerator):
         remaining = mask.clone()
         for y, x in positive:
             remaining[y, x] = False
-        positive += random_pixels(remaining, self.num_positive - len(positive), generator)
+        positive += random_pixels(remaining, num_positive - len(positive), generator)
         negative: list[tuple[int, int]] = []
-        if self.num_negative:
+        if num_negative:
             background = ~mask
             if self.negative_band is not None:
                 background &= box_dilate(mask, self.negative_band, self.negative_band)
-            negative = random_pixels(background, self.num_negative, generator)
+            negative = random_pixels(background, num_negative, generator)
         return positive, negative
 
     def generate(self, mask: torch.Tensor, generator: torch.Generator | None,
@@ -179,7 +204,7 @@ class ClickSuggestion(SuggestionGenerator):
             return out
         maps = [encode_clicks(positive, tuple(mask.shape), self.radius, self.encoding,
                               mask.device)]
-        if self.num_negative:
+        if self.num_channels == 2:
             maps.append(encode_clicks(negative, tuple(mask.shape), self.radius, self.encoding,
                                       mask.device))
         return torch.stack(maps)
@@ -188,4 +213,5 @@ class ClickSuggestion(SuggestionGenerator):
         return (f"ClickSuggestion(num_positive={self.num_positive}, "
                 f"num_negative={self.num_negative}, radius={self.radius}, "
                 f"encoding={self.encoding!r}, first_click={self.first_click!r}, "
-                f"negative_band={self.negative_band}, reference_quirks={self.reference_quirks})")
+                f"negative_band={self.negative_band}, reference_quirks={self.reference_quirks}, "
+                f"max_positive={self.max_positive}, max_negative={self.max_negative})")
