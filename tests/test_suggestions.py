@@ -378,3 +378,20 @@ def test_click_counts_vary_between_the_bounds_with_the_generator() -> None:
     assert {int(fixed(mask, _gen(s))[0].sum()) for s in range(10)} == {2}
     with pytest.raises(ValueError, match="max_positive >= num_positive"):
         ClickSuggestion(num_positive=3, max_positive=2)
+
+
+def test_noc_curve_summary_by_hand() -> None:
+    """Three objects, 3 clicks each: a small one never above 0.2, two large ones reaching 0.9 at
+    click 2 and 0.86 at click 3 → mIoU@1 = (0.1 + 0.5 + 0.4) / 3, NoC@85 = (3 + 2 + 3) / 3 with
+    one failure, NoC@90 = (3 + 2 + 3) / 3 with two failures; the small bin holds one object."""
+    from leseg.stages.s5_noc_curve import summarise_curves
+
+    ious = [[0.1, 0.2, 0.2], [0.5, 0.9, 0.95], [0.4, 0.6, 0.86]]
+    out = summarise_curves(ious, [300, 5000, 2000], size_bins=(1000, 4000), ks=(1, 3))
+    assert out["all"]["mIoU@k"] == {1: pytest.approx(1.0 / 3), 3: pytest.approx(2.01 / 3)}
+    assert out["all"]["NoC@85"] == pytest.approx(8 / 3) and out["all"]["NoC_fail@85"] == 1
+    assert out["all"]["NoC@90"] == pytest.approx(8 / 3) and out["all"]["NoC_fail@90"] == 2
+    assert set(out["bins"]) == {"0-1000", "1000-4000", "4000-inf"}
+    assert out["bins"]["0-1000"]["NoC_fail@85"] == 1 and out["bins"]["4000-inf"]["NoC@90"] == 2
+    with pytest.raises(ValueError, match="beyond the 3 clicks"):
+        summarise_curves(ious, [1, 2, 3], ks=(5,))

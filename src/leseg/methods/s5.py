@@ -421,12 +421,16 @@ class S5(SegmentationModule):
         return torch.cat(maps)
 
     @torch.no_grad()
-    def noc_object(self, image: torch.Tensor, label: torch.Tensor, name: str):
+    def noc_object(self, image: torch.Tensor, label: torch.Tensor, name: str,
+                   max_clicks: int | None = None, stop_early: bool = True):
         """Run the RITM click protocol for one image's binary target (leseg extension).
 
         Args:
             image: (3, H, W) normalised. label: (H, W) int64 in {0, 1, 255}. name: seeds the
                 non-click channels.
+            max_clicks: click budget (None = ``noc_max_clicks``).
+            stop_early: stop once the highest threshold is reached (False: make every click,
+                for IoU-after-k-clicks curves, :mod:`leseg.stages.s5_noc_curve`).
 
         Returns:
             :class:`leseg.metrics.interactive.NoCResult`.
@@ -443,8 +447,8 @@ class S5(SegmentationModule):
             x = self.net_input(image[None], sugg[None])
             return self.predict_probs(x, out_size=shape)[0, 1]
 
-        return noc(predictor, gt, self.noc_max_clicks, self.noc_thresholds,
-                   ignore_mask=ignore if bool(ignore.any()) else None)
+        return noc(predictor, gt, max_clicks or self.noc_max_clicks, self.noc_thresholds,
+                   ignore_mask=ignore if bool(ignore.any()) else None, stop_early=stop_early)
 
     def _noc_batch(self, batch: dict[str, Any]) -> None:
         for i in range(batch["label"].shape[0]):
