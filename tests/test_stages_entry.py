@@ -19,7 +19,8 @@ from conftest import compose_cfg
 NEEDED = {"ssenet_cams": ["ckpt_path=c.ckpt"], "ssenet_crf": ["stage.cams=w/cams"],
           "ssenet_random_walk": ["ckpt_path=a.ckpt", "stage.cams=w/cams"],
           "ssenet_evaluate": ["stage.masks=w/pseudo"], "pseudo_label_audit": ["ckpt_path=s.ckpt"],
-          "select_annotations": ["stage.teacher=t.ckpt", "stage.budgets=[2]", "stage.out=o"]}
+          "select_annotations": ["stage.teacher=t.ckpt", "stage.budgets=[2]", "stage.out=o"],
+          "s5_noc_curve": ["ckpt_path=s.ckpt"], "ssenet_audit": []}
 """The overrides each stage config needs (its ``???`` values)."""
 
 
