@@ -154,7 +154,10 @@ def test_warping_synthetic_city_with_true_depth_and_pose_reproduces_the_target(c
         identity = (frames[:, index] - target).abs().mean(1, keepdim=True)[mask].mean()
         wrong, _ = warp_frame(frames[:, index], depth, K, _forward_pose(-tz))
         wrong_err = (wrong - target).abs().mean(1, keepdim=True)[mask].mean()
-        assert err < 0.035 and err < 0.6 * identity and err < 0.5 * wrong_err
+        # the absolute error is bilinear resampling of the texture (generator v3's surface patterns
+        # reach 0.4 cycles per pixel: 0.030 / 0.037 here, 0.08 unwarped); the geometry is in the
+        # ratios to the unwarped and the wrongly warped source
+        assert err < 0.045 and err < 0.6 * identity and err < 0.5 * wrong_err
 
 
 # ------------------------------------------------------------------------------- intrinsics

@@ -434,6 +434,50 @@ def test_tint_and_colour_matrix_hand_computed() -> None:
                                [0.4, 0.4, 0.4], atol=1e-6)
 
 
+def test_tint_mix_moves_grey_towards_the_theme_colour() -> None:
+    from leseg.data.synthetic.city_scene import Tint
+
+    rng = np.random.default_rng(0)
+    # a hue shift leaves grey grey; the mix towards the target colour does not
+    to_blue = Tint(hue=0.3, hue_jitter=0.0, saturation=1.0, saturation_add=0.0, value=1.0,
+                   target=(0.0, 0.0, 1.0), mix=0.5)
+    np.testing.assert_allclose(to_blue.apply(np.array([0.4, 0.4, 0.4]), rng), [0.2, 0.2, 0.7],
+                               atol=1e-6)
+
+
+def test_pattern_hand_computed_and_faded_when_finer_than_the_grid() -> None:
+    from leseg.data.synthetic.city_scene import Pattern
+
+    stripes = Pattern(kind="stripes", directions=np.array([[1.0, 0.0, 0.0]]),
+                      wavelengths=np.array([2.0]), phases=np.array([0.0]), threshold=0.0,
+                      softness=0.01, gain=np.array([2.0, 1.0, 0.5], np.float32))
+    x = np.array([[0.0, 1.0, 0.5]])
+    phase = stripes.phase(x, np.zeros_like(x), np.full_like(x, 7.0))
+    np.testing.assert_allclose(phase[0], [[0.0, 0.5, 0.25]])  # x / 2 m turns, Z irrelevant
+    coarse = stripes.factor(phase[:, 0], np.zeros((1, 3)))
+    # cos 0 = 1 → covered (gain); cos π = −1 → not covered (1); cos π/2 = 0 → half covered
+    np.testing.assert_allclose(coarse, [[2.0, 1.0, 0.5], [1.0, 1.0, 1.0], [1.5, 1.0, 0.75]],
+                               atol=1e-5)
+    # a wave at 0.3 turns per sample cannot be shown: its signal is 0 everywhere (half covered)
+    fine = stripes.factor(phase[:, 0], np.full((1, 3), 0.3))
+    np.testing.assert_allclose(fine, [[1.5, 1.0, 0.75]] * 3, atol=1e-5)
+
+
+def test_theme_patterns_change_appearance_only() -> None:
+    """A scene's class patterns change its image, never its labels or depth (their being fixed in
+    the world, so that frames stay re-projections of each other, is the inverse-warp test's job)."""
+    from dataclasses import replace
+
+    sample = city_sample_ids("train", 1, CITY["seed"])[0]
+    scene = city_scene_for(sample, 32, 64)
+    assert any(p.kind != "plain" for p in scene.patterns.values())
+    frame = render_city_frame(scene, 19)
+    plain = render_city_frame(replace(scene, patterns={}, render_cache={}), 19)
+    assert np.array_equal(frame.label_ids, plain.label_ids)
+    assert np.array_equal(frame.depth, plain.depth)
+    assert np.abs(frame.image.astype(int) - plain.image.astype(int)).mean() > 3
+
+
 def test_theme_changes_appearance_not_geometry(monkeypatch: pytest.MonkeyPatch) -> None:
     """Another appearance theme gives another image of exactly the same scene: same labels and
     depth (the appearance has its own random stream), different colours."""

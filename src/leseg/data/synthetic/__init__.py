@@ -30,18 +30,21 @@ road, lane markings and sidewalks; building facades with windows, hedges and gap
 sides, sometimes a row set back and a row across the street; cars as boxes, persons, street lamps,
 posts, traffic signs and trees as camera-facing cut-outs; sky at infinity) rendered per pixel by
 ray casting with a z-buffer (:mod:`~leseg.data.synthetic.city_render`). Nuisances: per-sequence
-exposure, white balance and gamma; one of 24 appearance themes per scene
+exposure, white balance and gamma; one of 64 appearance themes per scene
 (:class:`~leseg.data.synthetic.city_scene.Theme`, shared by train and val): a colour matrix of the
 camera response (hue rotation up to half a turn, saturation 0.5–1.4), a recolouring of every class
 (:class:`~leseg.data.synthetic.city_scene.Tint`: hue shift, saturation and value of road, sidewalk,
-buildings, vegetation, cars, persons, poles and sky, plus per-instance hue jitter), the texture
-scale and contrast of asphalt, plaster and foliage, paving tile size, road stains and the colour of
-the shop signs (distractors labelled building); sunny (world-fixed cast
-shadows of buildings, cars, trees and persons) or overcast lighting; overlapping colours; per-frame
-Gaussian sensor noise; anti-aliasing (rays cast on a half-pixel grid, [1, 2, 1] tent filter; labels
-and depth are the samples at the pixel centres). The appearance distribution is wide on purpose:
-20 labelled frames show only about 14 of the 24 themes, 200 frames all of them, so the dataset is
-label-limited (``scripts/synthetic_city_supervised.sh`` measures the supervised curve). The
+buildings, vegetation, cars, persons, poles and sky, then a mix of 30–85 % towards a colour of the
+theme, plus per-instance hue jitter), a world-fixed surface pattern per class
+(:class:`~leseg.data.synthetic.city_scene.Pattern`: plain, stripes, checker or blotches of
+0.15–3 m, with a colour gain), the texture scale and contrast of asphalt, plaster and foliage,
+paving tile size, road stains and the colour of the shop signs (distractors labelled building);
+sunny (world-fixed cast shadows of buildings, cars, trees and persons) or overcast lighting;
+overlapping colours; per-frame Gaussian sensor noise; anti-aliasing (rays cast on a half-pixel
+grid, [1, 2, 1] tent filter; labels and depth are the samples at the pixel centres). The
+appearance distribution is wide on purpose: 20 labelled frames show only about 17 of the 64
+themes, 200 frames about 61, so few labels cover little of the appearance
+(``python -m leseg.results synthetic_city_supervised`` measures the supervised curve). The
 appearance comes from its own random stream (spawned from the sample's generator), so the scene
 layouts, labels, depth and camera motion are the same as without themes.
 

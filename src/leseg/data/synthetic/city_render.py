@@ -23,7 +23,7 @@ from typing import NamedTuple
 import numpy as np
 
 from .city_objects import OBJECT_SHADERS, car_side
-from .city_scene import CityScene, FacadeRow, PinholeCamera, Sprite
+from .city_scene import CityScene, FacadeRow, Pattern, PinholeCamera, Sprite
 from .textures import (
     fbm,
     hash_uniform,
@@ -57,13 +57,17 @@ class CityFrame:
 
 
 class _Canvas:
-    """Z-buffered radiance/label/depth buffers of one frame."""
+    """Z-buffered radiance/label/depth buffers of one frame; ``patterns`` (labelId → world-fixed
+    :class:`Pattern`) modulate the radiance of every painted pixel of those classes."""
 
-    def __init__(self, radiance: np.ndarray) -> None:
+    def __init__(self, radiance: np.ndarray, view: _View | None = None,
+                 patterns: dict[int, Pattern] | None = None) -> None:
         h, w = radiance.shape[:2]
         self.depth = np.full((h, w), np.inf)
         self.label = np.full((h, w), _SKY, dtype=np.uint8)
         self.radiance = radiance
+        self.view = view
+        self.patterns = patterns or {}
 
     def paint(self, rows: slice, cols: slice, depth: np.ndarray, mask: np.ndarray,
               label: int | np.ndarray, shade: Callable[[np.ndarray], np.ndarray]) -> None:
@@ -81,6 +85,31 @@ class _Canvas:
         lab[m] = label if np.isscalar(label) else label[m]
         rad = self.radiance[rows, cols]
         rad[m] = shade(m)
+        if self.patterns and self.view is not None:
+            self._pattern(rows, cols, depth, m, lab, rad)
+
+    def _pattern(self, rows: slice, cols: slice, depth: np.ndarray, m: np.ndarray,
+                 lab: np.ndarray, rad: np.ndarray) -> None:
+        """Multiply the radiance just painted (``m``) by the pattern of its class at its world point.
+
+        The waves' frequencies in turns per sample are the finite differences of their phases over
+        the region's sample grid (so waves finer than the grid fade out instead of aliasing).
+        """
+        view = self.view
+        d = np.where(np.isfinite(depth), depth, 0.0)
+        a, b = view.a[:, cols], view.b[rows]
+        x, y, z = a * d, view.cam.mount_height - b * d, d + view.zc
+        for value in np.unique(lab[m]):
+            pattern = self.patterns.get(int(value))
+            if pattern is None or pattern.kind == "plain":
+                continue
+            sel = m & (lab == value)
+            phase = pattern.phase(x, y, z)  # (K, h, w)
+            freq = np.zeros(phase.shape)
+            for axis in (1, 2):
+                if phase.shape[axis] > 1:
+                    freq = np.maximum(freq, np.abs(np.gradient(phase, axis=axis)))
+            rad[sel] *= pattern.factor(phase[:, sel], freq[:, sel])
 
 
 class _View(NamedTuple):
@@ -481,7 +510,7 @@ def render_city_frame(scene: CityScene, frame: int) -> CityFrame:
     cam = supersampling_camera(scene.camera)
     a, b = cam.ray_slopes()
     view = _View(cam, a, b, scene.camera_z(frame), 2.0)
-    canvas = _Canvas(_sky(scene, a, b))
+    canvas = _Canvas(_sky(scene, a, b), view, scene.patterns)
     for sp in sorted(scene.sprites, key=lambda sp: sp.z):  # near first: less overdraw
         _draw_sprite(canvas, scene, sp, view)
     for row in scene.facades:

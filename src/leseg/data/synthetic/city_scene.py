@@ -19,9 +19,9 @@ intersects with camera rays:
   cars (a box: the back/front face plus the side face the camera can see);
 * the sky at infinity.
 
-Appearance (colours, texture scales, camera colour response) comes from one of
-:data:`APPEARANCE_THEMES` shared :class:`Theme` s per scene and is drawn from a random stream of its
-own, so the geometry above does not depend on it.
+Appearance (class colours, world-fixed surface patterns per class, texture scales, camera colour
+response) comes from one of :data:`APPEARANCE_THEMES` shared :class:`Theme` s per scene and is drawn
+from a random stream of its own, so the geometry above does not depend on it.
 """
 
 from __future__ import annotations
@@ -34,8 +34,8 @@ import numpy as np
 
 __all__ = [
     "ANNOTATED_FRAME", "APPEARANCE_THEMES", "BASELINE_M", "CITYSCAPES_COLORS", "CITY_LABEL_IDS",
-    "CityScene", "FRAME_RATE_HZ", "FacadeRow", "Lighting", "PinholeCamera", "Sprite", "Street",
-    "Theme", "Tint", "sample_city_scene", "theme",
+    "CityScene", "FRAME_RATE_HZ", "FacadeRow", "Lighting", "Pattern", "PinholeCamera", "Sprite",
+    "Street", "Theme", "Tint", "sample_city_scene", "theme",
 ]
 
 CITY_LABEL_IDS: dict[str, int] = {
@@ -222,6 +222,8 @@ class CityScene:
         street, facades, sprites, lighting: the scene content.
         ground_shadows: (N, 5) float64 ellipses (x, z, radius_x, radius_z, darkness) on the ground.
         noise_seed: seed of the per-frame sensor noise.
+        patterns: labelId → world-fixed surface :class:`Pattern` (from the scene's theme; empty:
+            none).
         render_cache: frame-independent renderer results (the sky), filled on first use.
     """
 
@@ -233,6 +235,7 @@ class CityScene:
     lighting: Lighting
     ground_shadows: np.ndarray
     noise_seed: int
+    patterns: dict[int, Pattern] = field(default_factory=dict)
     render_cache: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
     @property
@@ -291,9 +294,11 @@ class Tint:
 
     A colour (r, g, b) in [0, 1] is mapped in HSV space: hue + ``hue`` (turns, plus a per-instance
     uniform jitter of ± ``hue_jitter``), saturation · ``saturation`` + ``saturation_add``, value ·
-    ``value``, clipped to [0, 1]. Part of an appearance :class:`Theme`, so scenes of different themes
-    show the same class in different colours and the colours seen in a few frames do not cover
-    the class.
+    ``value``, clipped to [0, 1]; then mixed towards the theme's ``target`` colour of the class:
+    (1 − ``mix``) · that + ``mix`` · ``target`` (a hue shift alone leaves grey surfaces grey: the
+    mix moves grey asphalt, kerbs and poles too). Part of an appearance :class:`Theme`, so scenes of
+    different themes show the same class in different colours and the colours seen in a few frames
+    do not cover the class.
     """
 
     hue: float
@@ -301,6 +306,8 @@ class Tint:
     saturation: float
     saturation_add: float
     value: float
+    target: tuple[float, float, float] = (0.0, 0.0, 0.0)
+    mix: float = 0.0
 
     def apply(self, rgb: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         """(3,) float32 colour in [0, 1] → its recoloured (3,) float32 version (draws one jitter)."""
@@ -308,7 +315,84 @@ class Tint:
         h = (h + self.hue + rng.uniform(-self.hue_jitter, self.hue_jitter)) % 1.0
         s = min(1.0, max(0.0, s * self.saturation + self.saturation_add))
         v = min(1.0, max(0.0, v * self.value))
-        return np.array(colorsys.hsv_to_rgb(h, s, v), np.float32)
+        out = np.array(colorsys.hsv_to_rgb(h, s, v), np.float64)
+        if self.mix > 0.0:
+            out = (1.0 - self.mix) * out + self.mix * np.asarray(self.target, np.float64)
+        return np.clip(out, 0.0, 1.0).astype(np.float32)
+
+
+_PATTERN_KINDS = ("plain", "stripes", "checker", "blotches")
+
+
+@dataclass(frozen=True)
+class Pattern:
+    """A surface pattern of one class in one theme, fixed in WORLD coordinates (metres).
+
+    The pattern is a sum of K plane waves: the phase of wave k at world point P = (X, Y, Z) is
+    ``directions[k] · P / wavelengths[k] + phases[k]`` (in turns). ``stripes`` uses one wave,
+    ``checker`` the product of two, ``blotches`` the mean of three; the pattern's coverage
+    c = smoothstep(−softness, softness, s − threshold) ∈ [0, 1] of that signal s ∈ [−1, 1] scales
+    the radiance by 1 + c · (``gain`` − 1) per channel. A wave finer than the sample grid can show is
+    faded out (its signal tends to 0) instead of aliasing. Because P is a world point, a pattern is
+    the same on every frame of a sequence (photometric consistency is kept).
+
+    Attributes:
+        kind: one of ``plain`` (no pattern), ``stripes``, ``checker``, ``blotches``.
+        directions: (K, 3) float64 unit vectors; wavelengths: (K,) metres; phases: (K,) turns.
+        threshold: in (−1, 1); softness: > 0, width of the coverage edge in signal units.
+        gain: (3,) float32 per-channel radiance factor of the covered part, in [0.25, 2.5].
+    """
+
+    kind: str
+    directions: np.ndarray
+    wavelengths: np.ndarray
+    phases: np.ndarray
+    threshold: float
+    softness: float
+    gain: np.ndarray
+
+    def phase(self, x: np.ndarray, y: np.ndarray, z: np.ndarray) -> np.ndarray:
+        """(K, *shape) float64 phases (turns) of the waves at world points of broadcastable x, y, z."""
+        points = np.stack(np.broadcast_arrays(np.asarray(x, np.float64), np.asarray(y, np.float64),
+                                              np.asarray(z, np.float64)), axis=-1)
+        waves = self.directions / self.wavelengths[:, None]  # (K, 3) turns per metre
+        return np.moveaxis(points @ waves.T + self.phases, -1, 0)
+
+    def factor(self, phase: np.ndarray, cycles_per_sample: np.ndarray) -> np.ndarray:
+        """(N, 3) float32 radiance factors from (K, N) phases and (K, N) wave frequencies in
+        turns per image sample (≥ 0.2: fully faded, ≤ 0.08: full contrast)."""
+        fade = 1.0 - _smooth(0.08, 0.2, cycles_per_sample)
+        waves = np.cos(2.0 * np.pi * phase) * fade
+        if self.kind == "stripes":
+            signal = waves[0]
+        elif self.kind == "checker":
+            signal = waves[0] * waves[1]
+        elif self.kind == "blotches":
+            signal = waves.mean(axis=0)
+        else:
+            return np.ones((phase.shape[1], 3), np.float32)
+        cover = _smooth(-self.softness, self.softness, signal - self.threshold)
+        return (1.0 + cover[:, None] * (self.gain[None, :] - 1.0)).astype(np.float32)
+
+
+def _smooth(edge0: float, edge1: float, x: np.ndarray) -> np.ndarray:
+    t = np.clip((x - edge0) / (edge1 - edge0), 0.0, 1.0)
+    return t * t * (3.0 - 2.0 * t)
+
+
+def _pattern(rng: np.random.Generator) -> Pattern:
+    """One random :class:`Pattern` (kind uniform over :data:`_PATTERN_KINDS`)."""
+    kind = str(rng.choice(_PATTERN_KINDS))
+    k = {"plain": 1, "stripes": 1, "checker": 2, "blotches": 3}[kind]
+    directions = rng.normal(size=(k, 3))
+    directions /= np.linalg.norm(directions, axis=1, keepdims=True)
+    base = _log_uniform(rng, 0.15, 3.0)
+    wavelengths = base * np.array([1.0, 1.37, 1.83])[:k] if kind == "blotches" else \
+        base * np.exp(rng.uniform(-0.3, 0.3, k))
+    gain = np.clip(np.exp(rng.normal(0.0, 0.55, 3)), 0.25, 2.5).astype(np.float32)
+    return Pattern(kind=kind, directions=directions, wavelengths=wavelengths,
+                   phases=rng.random(k), threshold=float(rng.uniform(-0.5, 0.5)),
+                   softness=float(rng.uniform(0.05, 0.4)), gain=gain)
 
 
 _TINT_RANGES: dict[str, tuple[float, float, tuple[float, float], tuple[float, float],
@@ -326,9 +410,16 @@ _TINT_RANGES: dict[str, tuple[float, float, tuple[float, float], tuple[float, fl
 """Ranges of a theme's :class:`Tint` of each class (hue shift uniform in ± its maximum, the
 factors and offset uniform in their intervals; hue jitter per instance)."""
 
-APPEARANCE_THEMES = 24
+APPEARANCE_THEMES = 64
 """Number of appearance themes ("cities" with their own look): every scene takes one at random.
-Twenty frames show about 14 of them, two hundred frames all of them."""
+Twenty frames show about 17 of them (a quarter), two hundred frames about 61."""
+_PATTERNED_CLASSES: dict[str, int] = {
+    "road": 7, "sidewalk": 8, "building": 11, "pole": 17, "traffic sign": 20, "vegetation": 21,
+    "person": 24, "car": 26,
+}
+"""The classes whose surfaces carry a theme :class:`Pattern` (name → labelId; not the sky)."""
+_MIX_RANGE = (0.3, 0.85)
+"""Range of a theme's :attr:`Tint.mix` towards its class target colour."""
 _THEME_SEED = 0x5EC17E
 """Seed of the fixed theme table (the themes are the same for every dataset seed and split)."""
 
@@ -340,6 +431,7 @@ class Theme:
     Attributes:
         tints: per-class recolouring (keys road, sidewalk, building, vegetation, car, person,
             pole, sky).
+        patterns: labelId → the world-fixed surface :class:`Pattern` of that class.
         hue_turns, saturation: the colour matrix of the camera response (hue rotation in turns,
             chroma scale), jittered per scene.
         grain_scale, grain_contrast: asphalt noise cell size (m) and amplitude.
@@ -360,6 +452,7 @@ class Theme:
     stain: np.ndarray
     stain_amount: float
     accent_hue: float
+    patterns: dict[int, Pattern] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -385,10 +478,14 @@ def theme(index: int) -> Theme:
     rng = np.random.default_rng([_THEME_SEED, index])
     tints = {}
     for name, (hue, jitter, sat, sat_add, val) in _TINT_RANGES.items():
+        target = colorsys.hsv_to_rgb(rng.random(), rng.uniform(0.0, 0.85), rng.uniform(0.15, 0.95))
         tints[name] = Tint(hue=float(rng.uniform(-hue, hue)), hue_jitter=jitter,
                            saturation=float(rng.uniform(*sat)),
                            saturation_add=float(rng.uniform(*sat_add)),
-                           value=float(rng.uniform(*val)))
+                           value=float(rng.uniform(*val)),
+                           target=tuple(float(c) for c in target),
+                           mix=float(rng.uniform(*_MIX_RANGE)))
+    patterns = {label_id: _pattern(rng) for label_id in _PATTERNED_CLASSES.values()}
     stain = colorsys.hsv_to_rgb(rng.random(), rng.uniform(0.0, 0.8), rng.uniform(0.1, 0.9))
     return Theme(tints=tints, hue_turns=float(rng.uniform(-0.5, 0.5)),
                  saturation=float(rng.uniform(0.5, 1.4)),
@@ -398,7 +495,7 @@ def theme(index: int) -> Theme:
                  texture_scale=_log_uniform(rng, 0.4, 4.0),
                  tile_size=float(rng.uniform(0.25, 1.2)), stain=np.array(stain, np.float32),
                  stain_amount=float(rng.uniform(0.0, 0.35)) if rng.random() < 0.6 else 0.0,
-                 accent_hue=float(rng.random()))
+                 accent_hue=float(rng.random()), patterns=patterns)
 
 
 def _colour_matrix(hue_turns: float, saturation: float) -> np.ndarray:
@@ -719,4 +816,4 @@ def sample_city_scene(rng: np.random.Generator, height: int, width: int) -> City
 
     return CityScene(camera=cam, speed=speed, street=street, facades=facades, sprites=sprites,
                      lighting=lighting, ground_shadows=np.array(shadows, dtype=np.float64),
-                     noise_seed=int(rng.integers(1 << 30)))
+                     noise_seed=int(rng.integers(1 << 30)), patterns=look.patterns)

@@ -23,7 +23,7 @@ __all__ = ["GENERATOR_VERSION", "ensure_synthetic", "generate_synthetic_city",
 
 log = logging.getLogger(__name__)
 
-GENERATOR_VERSION = 2
+GENERATOR_VERSION = 3
 """Bumped whenever the generated content changes; a dataset made by another version is stale."""
 
 _PROGRESS_MIN_ITEMS = 32
