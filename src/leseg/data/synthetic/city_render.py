@@ -60,14 +60,13 @@ class _Canvas:
     """Z-buffered radiance/label/depth buffers of one frame; ``patterns`` (labelId → world-fixed
     :class:`Pattern`) modulate the radiance of every painted pixel of those classes."""
 
-    def __init__(self, radiance: np.ndarray, view: _View | None = None,
-                 patterns: dict[int, Pattern] | None = None) -> None:
+    def __init__(self, radiance: np.ndarray, view: _View, patterns: dict[int, Pattern]) -> None:
         h, w = radiance.shape[:2]
         self.depth = np.full((h, w), np.inf)
         self.label = np.full((h, w), _SKY, dtype=np.uint8)
         self.radiance = radiance
         self.view = view
-        self.patterns = patterns or {}
+        self.patterns = patterns
 
     def paint(self, rows: slice, cols: slice, depth: np.ndarray, mask: np.ndarray,
               label: int | np.ndarray, shade: Callable[[np.ndarray], np.ndarray]) -> None:
@@ -85,7 +84,7 @@ class _Canvas:
         lab[m] = label if np.isscalar(label) else label[m]
         rad = self.radiance[rows, cols]
         rad[m] = shade(m)
-        if self.patterns and self.view is not None:
+        if self.patterns:
             self._pattern(rows, cols, depth, m, lab, rad)
 
     def _pattern(self, rows: slice, cols: slice, depth: np.ndarray, m: np.ndarray,

@@ -32,6 +32,8 @@ from typing import Any
 
 import numpy as np
 
+from .textures import smoothstep
+
 __all__ = [
     "ANNOTATED_FRAME", "APPEARANCE_THEMES", "BASELINE_M", "CITYSCAPES_COLORS", "CITY_LABEL_IDS",
     "CityScene", "FRAME_RATE_HZ", "FacadeRow", "Lighting", "Pattern", "PinholeCamera", "Sprite",
@@ -361,7 +363,7 @@ class Pattern:
     def factor(self, phase: np.ndarray, cycles_per_sample: np.ndarray) -> np.ndarray:
         """(N, 3) float32 radiance factors from (K, N) phases and (K, N) wave frequencies in
         turns per image sample (≥ 0.2: fully faded, ≤ 0.08: full contrast)."""
-        fade = 1.0 - _smooth(0.08, 0.2, cycles_per_sample)
+        fade = 1.0 - smoothstep(0.08, 0.2, cycles_per_sample)
         waves = np.cos(2.0 * np.pi * phase) * fade
         if self.kind == "stripes":
             signal = waves[0]
@@ -371,13 +373,8 @@ class Pattern:
             signal = waves.mean(axis=0)
         else:
             return np.ones((phase.shape[1], 3), np.float32)
-        cover = _smooth(-self.softness, self.softness, signal - self.threshold)
+        cover = smoothstep(-self.softness, self.softness, signal - self.threshold)
         return (1.0 + cover[:, None] * (self.gain[None, :] - 1.0)).astype(np.float32)
-
-
-def _smooth(edge0: float, edge1: float, x: np.ndarray) -> np.ndarray:
-    t = np.clip((x - edge0) / (edge1 - edge0), 0.0, 1.0)
-    return t * t * (3.0 - 2.0 * t)
 
 
 def _pattern(rng: np.random.Generator) -> Pattern:
@@ -413,11 +410,10 @@ factors and offset uniform in their intervals; hue jitter per instance)."""
 APPEARANCE_THEMES = 64
 """Number of appearance themes ("cities" with their own look): every scene takes one at random.
 Twenty frames show about 17 of them (a quarter), two hundred frames about 61."""
-_PATTERNED_CLASSES: dict[str, int] = {
-    "road": 7, "sidewalk": 8, "building": 11, "pole": 17, "traffic sign": 20, "vegetation": 21,
-    "person": 24, "car": 26,
-}
-"""The classes whose surfaces carry a theme :class:`Pattern` (name → labelId; not the sky)."""
+_PATTERNED_LABEL_IDS = tuple(i for name, i in CITY_LABEL_IDS.items()
+                             if name not in ("ego vehicle", "sky"))
+"""labelIds whose surfaces carry a theme :class:`Pattern` (every class but the sky; in
+:data:`CITY_LABEL_IDS` order, the order their patterns are drawn in)."""
 _MIX_RANGE = (0.3, 0.85)
 """Range of a theme's :attr:`Tint.mix` towards its class target colour."""
 _THEME_SEED = 0x5EC17E
@@ -485,7 +481,7 @@ def theme(index: int) -> Theme:
                            value=float(rng.uniform(*val)),
                            target=tuple(float(c) for c in target),
                            mix=float(rng.uniform(*_MIX_RANGE)))
-    patterns = {label_id: _pattern(rng) for label_id in _PATTERNED_CLASSES.values()}
+    patterns = {label_id: _pattern(rng) for label_id in _PATTERNED_LABEL_IDS}
     stain = colorsys.hsv_to_rgb(rng.random(), rng.uniform(0.0, 0.8), rng.uniform(0.1, 0.9))
     return Theme(tints=tints, hue_turns=float(rng.uniform(-0.5, 0.5)),
                  saturation=float(rng.uniform(0.5, 1.4)),
